@@ -1,0 +1,105 @@
+"""Indexing as one component: paths in, an up-to-date store and a summary out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.chunk import chunk_sentences, content_sentences
+from index.load import load_sources
+from index.model import Chunk, Sentence, SourceText
+from index.segment import sentences as segment
+from index.store import IndexStore, Manifest, sentence_id
+
+log = logging.getLogger(__name__)
+
+
+class IncompatibleIndex(RuntimeError):
+    """The stored vectors were made with another model or chunking; mixing them would be silent garbage."""
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    files: int
+    added: int
+    kept: int
+    removed: int
+    seconds: float
+    rebuilt: bool = False
+
+    def line(self) -> str:
+        note = " (rebuilt)" if self.rebuilt else ""
+        return (f"indexed {self.files} files: {self.added} chunks added, {self.kept} kept, "
+                f"{self.removed} removed in {self.seconds:.1f} s{note}")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    doc: SourceText
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+
+
+class Indexer:
+    """load → segment → chunk → embed → store, incremental by content-derived ids."""
+
+    def __init__(self, store: IndexStore):
+        self.store = store
+
+    def prepare(self, doc: SourceText) -> Prepared:
+        sentences = segment(doc.text, doc.source)
+        chunking = self.store.expected.chunking
+        chunks = chunk_sentences(doc.text, sentences, chunking["chunk_sentences"], chunking["chunk_overlap"])
+        return Prepared(doc, chunks, content_sentences(sentences))
+
+    def run(self, paths: Iterable[Path], rebuild: bool = False, prune: bool = False,
+            progress: Callable[[int], Callable[[int], None]] | None = None) -> IndexSummary:
+        """Reads and checks every file before writing anything, so a bad file leaves the index untouched."""
+        started = time.perf_counter()
+        prepared = [self.prepare(doc) for doc in load_sources(paths)]
+        manifest = self.store.manifest()
+        rebuilt = rebuild or (manifest is not None and not manifest.compatible(self.store.expected))
+        if rebuilt:
+            if manifest is not None and not rebuild:
+                log.warning("index was built with %s %s; rebuilding with %s %s", manifest.embedding_model,
+                            manifest.chunking, self.store.expected.embedding_model, self.store.expected.chunking)
+            self.store.clear()
+            manifest = None
+        manifest = manifest or Manifest(self.store.expected.embedding_model, self.store.expected.chunking)
+        changed = [p for p in prepared if manifest.sources.get(p.doc.source, {}).get("sha256") != p.doc.sha256]
+        tick = (progress or (lambda total: lambda n: None))(sum(self._to_embed(p) for p in changed))
+        added = removed = 0
+        for item in changed:
+            a, _, r = self.store.write_source(item.doc, item.chunks, item.sentences, tick)
+            added, removed = added + a, removed + r
+            manifest.sources[item.doc.source] = {"sha256": item.doc.sha256, "chars": len(item.doc.text),
+                                                 "chunks": len(item.chunks)}
+            self.store.save_manifest(manifest)
+        if prune:
+            present = {p.doc.source for p in prepared}
+            for source in sorted(set(manifest.sources) - present):
+                removed += self.store.remove_source(source)
+                del manifest.sources[source]
+        self.store.save_manifest(manifest)
+        total = sum(len(p.chunks) for p in prepared)
+        return IndexSummary(len(prepared), added, total - added, removed, time.perf_counter() - started, rebuilt)
+
+    def _to_embed(self, item: Prepared) -> int:
+        old_chunks, old_sentences = self.store.stored_ids(item.doc.source)
+        new_sentences = {sentence_id(s, item.doc.text) for s in item.sentences}
+        return len({c.id for c in item.chunks} - old_chunks) + len(new_sentences - old_sentences)
+
+    def check(self) -> Manifest:
+        """The manifest, or why the store cannot be read with the current settings."""
+        manifest = self.store.manifest()
+        if manifest is None:
+            raise IncompatibleIndex("no index yet: run `citeqa index` first")
+        if not manifest.compatible(self.store.expected):
+            raise IncompatibleIndex(
+                f"the index was built with {manifest.embedding_model} {manifest.chunking}, the settings ask for "
+                f"{self.store.expected.embedding_model} {self.store.expected.chunking}: "
+                "run `citeqa index --rebuild`")
+        return manifest

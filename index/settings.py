@@ -1,0 +1,29 @@
+"""The one configuration object; every value can be set with a `CITEQA_` environment variable."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", extra="ignore")
+
+    data_dir: Path = Field(Path(".citeqa"), description="Where the index, manifest and document copies live.")
+    chroma_url: str | None = Field(None, description="Use this Chroma server instead of the embedded store.")
+    collection: str = Field("citeqa", min_length=3, max_length=40, description="Chroma collection name prefix.")
+    seeds_dir: Path = Field(Path("seeds"), description="What `citeqa index` indexes when given no path.")
+    embedding_model: Path | None = Field(None, description="Sentence-transformers folder; default: MiniLM package.")
+    chunk_sentences: int = Field(4, ge=1, le=20, description="Sentences per retrieval chunk.")
+    chunk_overlap: int = Field(2, ge=0, le=19, description="Sentences shared by neighbouring chunks.")
+    top_k: int = Field(4, ge=1, le=50, description="Chunks handed from retrieval to span selection.")
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    answerer: Literal["extractive"] = "extractive"
+    max_question_chars: int = 2000
+
+    @property
+    def chunking(self) -> dict[str, int]:
+        return {"chunk_sentences": self.chunk_sentences, "chunk_overlap": min(self.chunk_overlap,
+                                                                            self.chunk_sentences - 1)}

@@ -1,0 +1,200 @@
+"""Chroma (chunks and sentences, with their vectors), a copy of each indexed text, and a manifest.
+
+Chroma is the one store of record: the keyword index and the answerer's sentence table are rebuilt from it
+(`IndexStore.snapshot`), so they cannot drift from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+from langchain_core.embeddings import Embeddings
+
+from index.model import Chunk, Sentence, SourceText, Span, content_hash, stable_id
+from index.settings import Settings
+from index.text import normalize
+
+log = logging.getLogger(__name__)
+BATCH = 64
+
+
+@dataclass
+class Manifest:
+    """What the stored vectors were made with, and which version of each source they hold."""
+
+    embedding_model: str
+    chunking: dict[str, int]
+    sources: dict[str, dict[str, str | int]] = field(default_factory=dict)
+
+    def compatible(self, other: Manifest) -> bool:
+        return (self.embedding_model, self.chunking) == (other.embedding_model, other.chunking)
+
+
+@dataclass
+class Snapshot:
+    """Everything the answerer reads, loaded once: texts, chunks, content sentences and their vectors."""
+
+    texts: dict[str, str]
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    sentence_vectors: np.ndarray
+
+
+def chroma_client(settings: Settings) -> chromadb.ClientAPI:
+    quiet = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
+                                   ssl=url.scheme == "https", settings=quiet)
+    return chromadb.PersistentClient(path=str(settings.data_dir / "chroma"), settings=quiet)
+
+
+class IndexStore:
+    def __init__(self, settings: Settings, embeddings: Embeddings, embedding_model: str):
+        self.settings = settings
+        self.client = chroma_client(settings)
+        self.embeddings = embeddings
+        self.expected = Manifest(embedding_model, settings.chunking)
+        self.docs_dir = settings.data_dir / "docs"
+        self.manifest_path = settings.data_dir / "manifest.json"
+        self.chunks = self._collection("chunks")
+        self.sentences = self._collection("sentences")
+
+    def _collection(self, kind: str) -> Chroma:
+        return Chroma(client=self.client, collection_name=f"{self.settings.collection}_{kind}",
+                      embedding_function=self.embeddings,
+                      collection_configuration={"hnsw": {"space": "cosine"}})
+
+    # manifest and document copies
+    def manifest(self) -> Manifest | None:
+        if not self.manifest_path.is_file():
+            return None
+        return Manifest(**json.loads(self.manifest_path.read_text(encoding="utf-8")))
+
+    def save_manifest(self, manifest: Manifest) -> None:
+        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.manifest_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(manifest.__dict__, indent=2, sort_keys=True), encoding="utf-8")
+        temporary.replace(self.manifest_path)
+
+    def text(self, source: str) -> str | None:
+        path = self.docs_dir / source
+        return path.read_text(encoding="utf-8") if path.is_file() and self._inside(path) else None
+
+    def _inside(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self.docs_dir.resolve())
+
+    # writing
+    def clear(self) -> None:
+        """Start over: both collections, the document copies and the manifest."""
+        for store in (self.chunks, self.sentences):
+            store.delete_collection()
+        self.chunks, self.sentences = self._collection("chunks"), self._collection("sentences")
+        shutil.rmtree(self.docs_dir, ignore_errors=True)
+        self.manifest_path.unlink(missing_ok=True)
+
+    def stored_ids(self, source: str) -> tuple[set[str], set[str]]:
+        return (set(self.chunks.get(where={"source": source}, include=[])["ids"]),
+                set(self.sentences.get(where={"source": source}, include=[])["ids"]))
+
+    def write_source(self, doc: SourceText, chunks: Sequence[Chunk], sentences: Sequence[Sentence],
+                     on_embedded: Callable[[int], None]) -> tuple[int, int, int]:
+        """Make the store hold exactly these chunks for `doc`; returns (added, kept, removed) chunk counts."""
+        old_chunks, old_sentences = self.stored_ids(doc.source)
+        chunk_rows = {c.id: (c.text, chunk_metadata(c)) for c in chunks}
+        sentence_rows = {sentence_id(s, doc.text): (normalize(s.span.text_in(doc.text)), sentence_metadata(s))
+                         for s in sentences}
+        self._add(self.chunks, {k: v for k, v in chunk_rows.items() if k not in old_chunks}, on_embedded)
+        self._add(self.sentences, {k: v for k, v in sentence_rows.items() if k not in old_sentences},
+                  on_embedded)
+        stale_chunks = sorted(old_chunks - chunk_rows.keys())
+        self._delete(self.chunks, stale_chunks)
+        self._delete(self.sentences, sorted(old_sentences - sentence_rows.keys()))
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        copy = self.docs_dir / doc.source
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(doc.text, encoding="utf-8")
+        added = len(chunk_rows.keys() - old_chunks)
+        return added, len(chunk_rows) - added, len(stale_chunks)
+
+    def remove_source(self, source: str) -> int:
+        old_chunks, old_sentences = self.stored_ids(source)
+        self._delete(self.chunks, sorted(old_chunks))
+        self._delete(self.sentences, sorted(old_sentences))
+        (self.docs_dir / source).unlink(missing_ok=True)
+        return len(old_chunks)
+
+    @staticmethod
+    def _add(store: Chroma, rows: dict[str, tuple[str, dict]], on_embedded: Callable[[int], None]) -> None:
+        ids = list(rows)
+        for i in range(0, len(ids), BATCH):
+            batch = ids[i:i + BATCH]
+            store.add_texts([rows[k][0] for k in batch], metadatas=[rows[k][1] for k in batch], ids=batch)
+            on_embedded(len(batch))
+
+    @staticmethod
+    def _delete(store: Chroma, ids: list[str]) -> None:
+        if ids:
+            store.delete(ids=ids)
+
+    # reading
+    def count(self) -> int:
+        return self.chunks._collection.count()
+
+    def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity), best first."""
+        k = min(k, self.count())
+        if k == 0:
+            return []
+        found = self.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        return [(doc.id, 1.0 - distance) for doc, distance in found]
+
+    def snapshot(self) -> Snapshot:
+        stored = self.chunks.get(include=["documents", "metadatas"])
+        chunks = [chunk_from_row(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"],
+                                                                   strict=True)]
+        rows = self.sentences.get(include=["metadatas", "embeddings"])
+        order = sorted(range(len(rows["ids"])), key=lambda i: (rows["metadatas"][i]["source"],
+                                                               rows["metadatas"][i]["start"]))
+        sentences = [sentence_from_metadata(rows["metadatas"][i]) for i in order]
+        vectors = np.asarray(rows["embeddings"], dtype=np.float32)[order] if order else np.zeros((0, 384))
+        texts = {source: self.text(source) or "" for source in {c.span.source for c in chunks}}
+        return Snapshot(texts, sorted(chunks, key=lambda c: (c.span.source, c.span.start)), sentences, vectors)
+
+
+def chunk_metadata(chunk: Chunk) -> dict:
+    return {"source": chunk.span.source, "start": chunk.span.start, "end": chunk.span.end,
+            "paragraph": chunk.paragraph, "content_hash": chunk.content_hash,
+            "sentence_starts": [s.start for s in chunk.sentences],
+            "sentence_ends": [s.end for s in chunk.sentences]}
+
+
+def chunk_from_row(text: str, meta: dict) -> Chunk:
+    source = meta["source"]
+    sentences = tuple(Span(source, s, e) for s, e in zip(meta["sentence_starts"], meta["sentence_ends"],
+                                                         strict=True))
+    return Chunk(Span(source, meta["start"], meta["end"]), meta["paragraph"], sentences, text,
+                 meta["content_hash"])
+
+
+def sentence_id(sentence: Sentence, text: str) -> str:
+    return stable_id(sentence.span, content_hash(sentence.span.text_in(text)))
+
+
+def sentence_metadata(sentence: Sentence) -> dict:
+    return {"source": sentence.span.source, "start": sentence.span.start, "end": sentence.span.end,
+            "paragraph": sentence.paragraph}
+
+
+def sentence_from_metadata(meta: dict) -> Sentence:
+    return Sentence(Span(meta["source"], meta["start"], meta["end"]), meta["paragraph"])

@@ -1,0 +1,46 @@
+"""Text normalization shared by the keyword index, the embeddings and the answerer.
+
+Both sides of every comparison go through the same functions, so a question typed with straight quotes
+matches a document set with curly ones, and a run-in dateline ("NIAMEYNiger’s") matches "Niger".
+"""
+
+import re
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
+                         "\u2013": "-", "\u2014": "-", "\u00a0": " "})
+# An all-capitals place name glued to the first word of the story, as news pages render datelines.
+_DATELINE_GLUE = re.compile(r"\b([A-Z]{3,})(?=[A-Z][a-z])")
+_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*(?:-[a-z0-9]+)*")
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her here
+hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
+off on once only or other our ours out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were what when where
+which while who whom why will with would you your yours also s t d ll re ve m o y said say says
+""".split())
+
+
+def normalize(text: str) -> str:
+    """Search text: straight quotes and dashes, datelines unglued; meaning and word order unchanged."""
+    return _DATELINE_GLUE.sub(r"\1 ", text.translate(_QUOTES))
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: enough to meet plurals and tenses halfway, never a dictionary."""
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith(("ss", "us", "is")):
+            word = word[: len(word) - len(suffix)] + repl
+            break
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of the normalized text; numbers kept whole ("1,500" → "1500")."""
+    return [w.replace(",", "") for w in _WORD.findall(normalize(text).lower())]
+
+
+def terms(text: str) -> list[str]:
+    """Content-word stems: what keyword search and overlap scoring compare."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS]
