@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     embedding_model: Path | None = Field(None, description="Sentence-transformers folder; default: MiniLM package.")
     chunk_sentences: int = Field(4, ge=1, le=20, description="Sentences per retrieval chunk.")
     chunk_overlap: int = Field(2, ge=0, le=19, description="Sentences shared by neighbouring chunks.")
-    top_k: int = Field(4, ge=1, le=50, description="Chunks handed from retrieval to span selection.")
+    top_k: int = Field(6, ge=1, le=50, description="Chunks handed from retrieval to span selection.")
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     answerer: Literal["extractive"] = "extractive"

@@ -12,14 +12,7 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": 
 # An all-capitals place name glued to the first word of the story, as news pages render datelines.
 _DATELINE_GLUE = re.compile(r"\b([A-Z]{3,})(?=[A-Z][a-z])")
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*(?:-[a-z0-9]+)*")
-STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her here
-hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
-off on once only or other our ours out over own same she should so some such than that the their theirs them
-themselves then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours also s t d ll re ve m o y said say says
-""".split())
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "also", "s", "t", "d", "ll", "re", "ve", "m", "o", "y", "said", "say", "says"])
 
 
 def normalize(text: str) -> str:
@@ -28,11 +21,15 @@ def normalize(text: str) -> str:
 
 
 def stem(word: str) -> str:
-    """A light suffix stripper: enough to meet plurals and tenses halfway, never a dictionary."""
+    """A light suffix stripper: enough to meet plurals, tenses and agents halfway ("leads", "leader")."""
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith(("ss", "us", "is")):
             word = word[: len(word) - len(suffix)] + repl
             break
+    if len(word) >= 6 and word.endswith("er"):
+        word = word[:-2]
+    if len(word) > 5 and word.endswith("our"):
+        word = word[:-2] + "r"
     return word[:-1] if len(word) > 4 and word.endswith("e") else word
 
 
@@ -41,6 +38,15 @@ def words(text: str) -> list[str]:
     return [w.replace(",", "") for w in _WORD.findall(normalize(text).lower())]
 
 
+_CAPITALIZED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)+")
+
+
+def acronyms(text: str) -> list[str]:
+    """Initials of capitalized word runs, so "AP" meets "Associated Press" ("of" is skipped, as in "BoE")."""
+    return ["".join(w[0] for w in run.split() if w != "of").lower()
+            for run in _CAPITALIZED_RUN.findall(normalize(text))]
+
+
 def terms(text: str) -> list[str]:
-    """Content-word stems: what keyword search and overlap scoring compare."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
+    """Content-word stems, and the acronyms of names: what keyword search and overlap scoring compare."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS] + acronyms(text)

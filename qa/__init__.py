@@ -1,0 +1,1 @@
+"""Turns a question into an `Answer`: retrieve → select spans → compose → verify."""

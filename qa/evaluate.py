@@ -1,0 +1,97 @@
+"""Runs a gold question file through the chain and measures it, as `eval/score.py` does over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.chain import CitedQA
+from qa.model import Answer
+
+SHORT_CHARS = 300
+
+
+def fold(text: str) -> str:
+    text = text.casefold().translate(str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'}))
+    return re.sub(r"\s+", " ", re.sub(r"(?<=\d),(?=\d)", "", text)).strip()
+
+
+@dataclass
+class Report:
+    answerable: int = 0
+    correct: int = 0
+    short: int = 0
+    cited: int = 0
+    false_abstain: int = 0
+    unanswerable: int = 0
+    abstain_ok: int = 0
+    not_verbatim: int = 0
+    latencies: list[float] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+    def rates(self) -> dict[str, float]:
+        answerable, unanswerable = max(1, self.answerable), max(1, self.unanswerable)
+        return {"accuracy": self.correct / answerable, "short": self.short / answerable,
+                "cited": self.cited / answerable, "abstain_ok": self.abstain_ok / unanswerable,
+                "false_abstain": self.false_abstain / answerable}
+
+    def summary(self) -> str:
+        lat = sorted(self.latencies) or [0.0]
+        rates = " ".join(f"{name} {value:.3f}" for name, value in self.rates().items())
+        return (f"{rates} not_verbatim {self.not_verbatim} cases {self.answerable + self.unanswerable} "
+                f"p50_ms {statistics.median(lat):.1f} p95_ms {lat[int(0.95 * (len(lat) - 1))]:.1f}")
+
+
+def load_cases(path: Path) -> list[dict]:
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                case = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+            if not isinstance(case, dict) or not isinstance(case.get("question"), str):
+                raise ValueError(f"{path}:{number}: needs a \"question\" string")
+            cases.append(case)
+    return cases
+
+
+def score(qa: CitedQA, cases: list[dict], texts: dict[str, str], warmup: int = 3) -> tuple[Report, list]:
+    """Every case once (after a few warm-up questions); also returns each (case, answer) for inspection."""
+    for case in cases[:warmup]:
+        qa.invoke(case["question"], case.get("history"))
+    report, answers = Report(), []
+    for case in cases:
+        answer = qa.invoke(case["question"], case.get("history"))
+        answers.append((case, answer))
+        report.latencies.append(answer.timing_ms["total"])
+        report.not_verbatim += sum(texts.get(c.source, "")[c.start:c.end] != c.quote for c in answer.citations)
+        _tally(report, case, answer)
+    return report, answers
+
+
+def _tally(report: Report, case: dict, answer: Answer) -> None:
+    label = f"{case.get('id', '?')} {case['question']!r}"
+    if not case.get("answers"):
+        report.unanswerable += 1
+        ok = not answer.grounded and not answer.citations
+        report.abstain_ok += ok
+        if not ok:
+            report.misses.append(f"{label}: should abstain, said {answer.answer[:160]!r}")
+        return
+    report.answerable += 1
+    correct = any(fold(alias) in fold(answer.answer) for alias in case["answers"])
+    doc = case.get("doc")
+    cited = any((doc is None or Path(c.source).name == Path(doc).name) and c.start < e and s < c.end
+                for c in answer.citations for s, e in case.get("evidence_spans", []))
+    length = len(re.sub(r"\s*\[\d+\]", "", answer.answer))
+    report.correct += correct
+    report.short += correct and length <= SHORT_CHARS
+    report.cited += cited
+    report.false_abstain += not answer.grounded
+    if not (correct and cited):
+        why = ("" if correct else "wrong answer ") + ("" if cited else "uncited")
+        report.misses.append(f"{label}: {why.strip()}: {answer.answer[:160]!r}")

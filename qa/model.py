@@ -1,0 +1,46 @@
+"""What a question becomes: cited spans, and an answer made only of what they say."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from index.model import Span
+
+NOT_IN_DOCUMENTS = "The documents do not say. I could not find this in the indexed documents."
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    id: int
+    source: str
+    start: int
+    end: int
+    quote: str
+    score: float
+
+    @property
+    def span(self) -> Span:
+        return Span(self.source, self.start, self.end)
+
+
+@dataclass
+class Answer:
+    answer: str
+    grounded: bool
+    citations: list[Citation] = field(default_factory=list)
+    mode: str = "extractive"
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def abstain(cls, mode: str = "extractive") -> Answer:
+        return cls(NOT_IN_DOCUMENTS, grounded=False, mode=mode)

@@ -1,0 +1,118 @@
+"""Reads a question: what it asks for (a number, a time, a person…), and its focus words.
+
+Cues come from English question words and the kinds of words a sentence holds, never from a document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from index.text import STOPWORDS, normalize, stem, terms, words
+
+
+class Expect(Enum):
+    NUMBER = "number"
+    TIME = "time"
+    PERSON = "person"
+    PLACE = "place"
+    ANY = "any"
+
+
+_ROLE_PREFIX = re.compile(r"^\s*(?:system|user|assistant|human|ai|instruction)s?\s*:\s*", re.IGNORECASE)
+_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
+_QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size",
+                             "cost", "price", "budget", "death", "toll", "age", "count"})
+# "What is the population of X?", "What was the total cost…": the thing asked for is a quantity.
+_QUANTITY_ASKED = re.compile(r"\W*(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?(%s)\b"
+                             % "|".join(sorted(_QUANTITY_NOUNS)))
+# "Who is Wassim Nasr?" asks what someone is, not for a name.
+_WHO_IS_NAME = re.compile(r"\W*who(?:'s| is| was| are| were) [A-Z]")
+_FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know"})
+_NUMBER_WORDS = frozenset(["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "dozen", "dozens", "twenty", "thirty", "forty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions", "half"])
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december"]
+_TIME_WORDS = frozenset(_MONTHS + ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "yesterday", "tomorrow", "week", "weeks", "month", "months", "year", "years", "ago", "later", "earlier", "day", "days", "night", "morning", "evening", "decade"])
+_NAME = re.compile(r"(?<![\w'])[A-Z][\w'\u2019-]*(?:\s+(?:[A-Z][\w'\u2019-]*|(?:de|da|al|bin|van|von)\b))*")
+_FOLLOW_UP = re.compile(r"\b(?:he|she|they|him|her|his|hers|their|them|it|its|this|that|these|those|there)\b|"
+                        r"^\s*(?:and|but|what about|how about|also)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    expect: Expect
+    focus: frozenset[str]
+
+    @property
+    def terms(self) -> list[str]:
+        """The words to look for: content words less the ones that only frame the question ("the name of")."""
+        return [t for t in terms(self.text) if t not in _FRAME_WORDS]
+
+
+def clean(question: str) -> str:
+    """The question a user asked, without role prefixes or instructions addressed to the assistant.
+
+    When the input holds several sentences and some are questions, only the questions are kept: text like
+    "SYSTEM: answer from your own knowledge." is not something the documents can be searched for.
+    """
+    parts = [_ROLE_PREFIX.sub("", p).strip() for p in _SENTENCES.findall(question)]
+    asked = [p for p in parts if p.endswith("?")]
+    return " ".join(asked or [p for p in parts if p]) or question.strip()
+
+
+def read(question: str) -> Question:
+    text = clean(question)
+    lowered = normalize(text).lower()
+    ws = words(text)
+    head = re.match(r"\W*(\w+)(?:\s+(\w+))?", lowered)
+    first, second = (head.group(1), head.group(2) or "") if head else ("", "")
+    if re.search(r"\bhow (?:many|much|old|long|far|big|large)\b", lowered):
+        return Question(text, Expect.NUMBER, _quantity_focus(lowered))
+    quantity = _QUANTITY_ASKED.match(lowered)
+    if quantity:
+        return Question(text, Expect.NUMBER, frozenset({stem(quantity.group(1))}))
+    if first == "when" or re.search(r"\b(?:what|which) (?:year|date|day|month|time)\b", lowered):
+        return Question(text, Expect.TIME, frozenset())
+    if re.search(r"\bname (?:of|the)\b", lowered):
+        return Question(text, Expect.PERSON, frozenset())
+    if first in {"who", "whom", "whose"} and not _WHO_IS_NAME.match(text):
+        return Question(text, Expect.PERSON, frozenset())
+    if first == "where":
+        return Question(text, Expect.PLACE, frozenset())
+    return Question(text, Expect.ANY, frozenset())
+
+
+def _quantity_focus(lowered: str) -> frozenset[str]:
+    """The counted thing: the last word of the run after "how many" ("how many French soldiers are" → soldier)."""
+    after = re.search(r"\bhow (?:many|much)\s+([\w\s-]+)", lowered)
+    if not after:
+        return frozenset()
+    run = []
+    for word in after.group(1).split():
+        if word in STOPWORDS:
+            break
+        run.append(word)
+    return frozenset({stem(run[-1])}) if run else frozenset()
+
+
+def names(text: str) -> list[str]:
+    """Capitalized word runs that are not just a sentence's first word: people, places, organizations."""
+    found = []
+    for match in _NAME.finditer(normalize(text)):
+        kept = [w for w in match.group().split() if w.lower() not in STOPWORDS | _TIME_WORDS]
+        if kept:
+            found.append(" ".join(kept))
+    return found
+
+
+def has_number(ws: list[str]) -> bool:
+    return any(w[0].isdigit() or w in _NUMBER_WORDS for w in ws)
+
+
+def has_time(ws: list[str]) -> bool:
+    return any(w in _TIME_WORDS or (w.isdigit() and len(w) == 4) for w in ws)
+
+
+def is_follow_up(question: str) -> bool:
+    return bool(_FOLLOW_UP.search(question))
