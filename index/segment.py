@@ -14,7 +14,10 @@ _PARAGRAPH = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")
 # something that can open a sentence: a capital, a digit, an opening quote or bracket.
 _BOUNDARY = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9])")
 _TOKEN_BEFORE = re.compile(r"(\S+)$")
-ABBREVIATIONS = frozenset(["mr", "mrs", "ms", "dr", "prof", "gen", "lt", "col", "maj", "capt", "sgt", "cpl", "adm", "cmdr", "gov", "sen", "rep", "pres", "rev", "hon", "st", "jr", "sr", "sr", "mt", "ft", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "no", "nos", "vs", "etc", "inc", "corp", "co", "ltd", "dept", "univ", "approx", "est", "fig"])
+ABBREVIATIONS = frozenset("""
+mr mrs ms dr prof gen lt col maj capt sgt cpl adm cmdr gov sen rep pres rev hon st jr sr sr mt ft jan feb mar
+apr jun jul aug sep sept oct nov dec no nos vs etc inc corp co ltd dept univ approx est fig
+""".split())
 _INITIALS = re.compile(r"^[(\"'\u201c\u2018]?(?:[A-Za-z]\.)*[A-Za-z]$")
 _TERMINAL = re.compile(r"[.!?:;\"'\u201d\u2019)\]]$")
 _FURNITURE_LINE = re.compile(

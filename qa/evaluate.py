@@ -29,6 +29,7 @@ class Report:
     unanswerable: int = 0
     abstain_ok: int = 0
     not_verbatim: int = 0
+    retrieved: int = 0
     latencies: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
@@ -36,7 +37,7 @@ class Report:
         answerable, unanswerable = max(1, self.answerable), max(1, self.unanswerable)
         return {"accuracy": self.correct / answerable, "short": self.short / answerable,
                 "cited": self.cited / answerable, "abstain_ok": self.abstain_ok / unanswerable,
-                "false_abstain": self.false_abstain / answerable}
+                "false_abstain": self.false_abstain / answerable, "retrieval_recall": self.retrieved / answerable}
 
     def summary(self) -> str:
         lat = sorted(self.latencies) or [0.0]
@@ -67,10 +68,18 @@ def score(qa: CitedQA, cases: list[dict], texts: dict[str, str], warmup: int = 3
     for case in cases:
         answer = qa.invoke(case["question"], case.get("history"))
         answers.append((case, answer))
+        report.retrieved += bool(case.get("answers")) and evidence_retrieved(qa, case)
         report.latencies.append(answer.timing_ms["total"])
         report.not_verbatim += sum(texts.get(c.source, "")[c.start:c.end] != c.quote for c in answer.citations)
         _tally(report, case, answer)
     return report, answers
+
+
+def evidence_retrieved(qa: CitedQA, case: dict) -> bool:
+    """Whether one retrieved chunk holds a whole gold evidence span: the ceiling for span selection."""
+    found = qa.retrieval.invoke({"question": case["question"], "history": case.get("history")})
+    return any(c.span.start <= s and e <= c.span.end for c, _ in found.chunks
+               for s, e in case.get("evidence_spans", []))
 
 
 def _tally(report: Report, case: dict, answer: Answer) -> None:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from index.text import STOPWORDS, normalize, stem, terms, words
+from index.text import STOPWORDS, normalize, stem, terms
 
 
 class Expect(Enum):
@@ -25,14 +25,22 @@ _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 _QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size",
                              "cost", "price", "budget", "death", "toll", "age", "count"})
 # "What is the population of X?", "What was the total cost…": the thing asked for is a quantity.
-_QUANTITY_ASKED = re.compile(r"\W*(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?(%s)\b"
-                             % "|".join(sorted(_QUANTITY_NOUNS)))
+_QUANTITY_ASKED = re.compile(r"\W*(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?("
+                             + "|".join(sorted(_QUANTITY_NOUNS)) + r")\b")
 # "Who is Wassim Nasr?" asks what someone is, not for a name.
 _WHO_IS_NAME = re.compile(r"\W*who(?:'s| is| was| are| were) [A-Z]")
 _FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know"})
-_NUMBER_WORDS = frozenset(["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "dozen", "dozens", "twenty", "thirty", "forty", "fifty", "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions", "half"])
-_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december"]
-_TIME_WORDS = frozenset(_MONTHS + ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "yesterday", "tomorrow", "week", "weeks", "month", "months", "year", "years", "ago", "later", "earlier", "day", "days", "night", "morning", "evening", "decade"])
+_NUMBER_WORDS = frozenset("""
+one two three four five six seven eight nine ten eleven twelve dozen dozens twenty thirty forty fifty hundred
+hundreds thousand thousands million millions billion billions half
+""".split())
+_MONTHS = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "january", "february",
+    "march", "april", "june", "july", "august", "september", "october", "november", "december"]
+_TIME_WORDS = frozenset(_MONTHS + """
+monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks month months year
+years ago later earlier day days night morning evening decade
+""".split())
 _NAME = re.compile(r"(?<![\w'])[A-Z][\w'\u2019-]*(?:\s+(?:[A-Z][\w'\u2019-]*|(?:de|da|al|bin|van|von)\b))*")
 _FOLLOW_UP = re.compile(r"\b(?:he|she|they|him|her|his|hers|their|them|it|its|this|that|these|those|there)\b|"
                         r"^\s*(?:and|but|what about|how about|also)\b", re.IGNORECASE)
@@ -64,9 +72,9 @@ def clean(question: str) -> str:
 def read(question: str) -> Question:
     text = clean(question)
     lowered = normalize(text).lower()
-    ws = words(text)
-    head = re.match(r"\W*(\w+)(?:\s+(\w+))?", lowered)
-    first, second = (head.group(1), head.group(2) or "") if head else ("", "")
+
+    head = re.match(r"\W*(\w+)", lowered)
+    first = head.group(1) if head else ""
     if re.search(r"\bhow (?:many|much|old|long|far|big|large)\b", lowered):
         return Question(text, Expect.NUMBER, _quantity_focus(lowered))
     quantity = _QUANTITY_ASKED.match(lowered)

@@ -1,0 +1,87 @@
+"""Shared fixtures: the real embedding model, the seed article indexed once, a real Chroma server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from index.embed import load_embeddings, model_name
+from index.pipeline import Indexer
+from index.settings import Settings
+from index.store import IndexStore
+from qa.chain import CitedQA
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+ARTICLE = SEEDS / "niger-junta-wagner.txt"
+SHARED_EVAL = ROOT.parent / "shared" / "eval" / "qa-dev.jsonl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def embeddings():
+    return load_embeddings(None)
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory) -> Iterator[str]:
+    """A real `chroma run` server on a free loopback port, stopped after the session."""
+    port = free_port()
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
+    process = subprocess.Popen([chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
+                                "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, 30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(params=["embedded", "server"])
+def settings(request, tmp_path) -> Settings:
+    """Settings for a fresh index, once with the embedded store and once with a Chroma server."""
+    url = request.getfixturevalue("chroma_url") if request.param == "server" else None
+    return Settings(data_dir=tmp_path / "data", chroma_url=url, collection=f"t{os.urandom(4).hex()}")
+
+
+@pytest.fixture
+def store(settings, embeddings) -> IndexStore:
+    return IndexStore(settings, embeddings, model_name(None))
+
+
+@pytest.fixture(scope="session")
+def seed_qa(tmp_path_factory, embeddings) -> CitedQA:
+    """The chain over the seed article, indexed once for the whole session."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("seed-index"))
+    store = IndexStore(settings, embeddings, model_name(None))
+    Indexer(store).run([SEEDS])
+    return CitedQA(store, settings)

@@ -1,0 +1,30 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from index.text import acronyms, normalize, stem, terms, words
+
+
+def test_quotes_dashes_and_datelines_normalize():
+    assert normalize("“It’s” — NIAMEYNiger") == "\"It's\" - NIAMEY Niger"
+
+
+@given(st.text())
+def test_normalize_never_changes_letters(text):
+    assert [c for c in normalize(text) if c.isalnum()] == [c for c in text.translate({0xA0: " "}) if c.isalnum()]
+
+
+def test_numbers_stay_whole_and_words_fold():
+    assert words("France has 1,500 soldiers; Niger’s junta.") == ["france", "has", "1500", "soldiers", "niger",
+                                                                  "s", "junta"]
+
+
+def test_stems_meet_halfway():
+    assert stem("leads") == stem("leader") == "lead"
+    assert stem("neighbours") == stem("neighbors")
+    assert stem("contributed") == stem("contributes")
+
+
+def test_terms_drop_stopwords_and_add_acronyms():
+    assert terms("Which AP writers contributed?") == ["ap", "writ", "contribut"]
+    assert "ap" in terms("Associated Press writers")
+    assert acronyms("the Economic Community of West African States") == ["ecwas"]

@@ -1,0 +1,167 @@
+"""The `citeqa` command: index, ask, eval, serve."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from index.settings import Settings
+
+log = logging.getLogger("citeqa")
+
+EXAMPLES = """examples:
+  citeqa index                       index seeds/ (only what changed)
+  citeqa index docs/ --prune         index docs/, dropping files that are gone
+  citeqa ask "How many French soldiers are in Niger?"
+  citeqa ask "What did he say about Tchiani?" --history chat.json --json
+  citeqa eval ../shared/eval/qa-dev.jsonl --docs seeds
+  citeqa serve --port 7860
+
+settings (environment): CITEQA_DATA_DIR, CITEQA_CHROMA_URL, CITEQA_HOST, CITEQA_PORT, CITEQA_ANSWERER"""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="citeqa", description="Answers questions about documents, citing the "
+                                  "exact passages the answer came from.", epilog=EXAMPLES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    index = commands.add_parser("index", help="index .txt and .md files (default: seeds/)")
+    index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to index")
+    index.add_argument("--rebuild", action="store_true", help="drop the whole index and build it anew")
+    index.add_argument("--prune", action="store_true", help="drop indexed files that are not among PATHs")
+
+    ask = commands.add_parser("ask", help="answer one question from the index")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the /api/ask reply as JSON")
+    ask.add_argument("--history", type=Path, metavar="FILE",
+                     help='earlier turns as JSON: [{"role": "user"|"assistant", "content": "..."}]')
+
+    evaluate = commands.add_parser("eval", help="score a gold question file (JSON lines)")
+    evaluate.add_argument("qa_file", type=Path, metavar="QA.jsonl")
+    evaluate.add_argument("--docs", type=Path, metavar="DIR",
+                          help="index DIR into a separate evaluation store first (default: the current index)")
+    evaluate.add_argument("--show", action="store_true", help="print every answer")
+
+    serve = commands.add_parser("serve", help="start the chat and the REST API")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1, CITEQA_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 7860, CITEQA_PORT)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValueError as error:
+        return fail(f"bad setting: {error}")
+    handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "serve": run_serve}[args.command]
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"citeqa: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from index.load import IngestError
+    from index.pipeline import Indexer
+    from qa.chain import open_store
+
+    bars: list[tqdm] = []
+
+    def progress(total: int):
+        bar = tqdm(total=total, desc="embedding", unit="piece", disable=total == 0, file=sys.stderr)
+        bars.append(bar)
+        return bar.update
+
+    try:
+        summary = Indexer(open_store(settings)).run(args.paths or [settings.seeds_dir], rebuild=args.rebuild,
+                                                    prune=args.prune, progress=progress)
+    except IngestError as error:
+        return fail(f"nothing was indexed:\n{error}")
+    finally:
+        for bar in bars:
+            bar.close()
+    print(summary.line())
+    return 0
+
+
+def run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from index.pipeline import IncompatibleIndex
+    from qa.chain import QuestionError, build
+    from qa.history import HistoryError
+
+    try:
+        history = json.loads(args.history.read_text(encoding="utf-8")) if args.history else []
+        answer = build(settings).invoke(args.question, history)
+    except (OSError, json.JSONDecodeError) as error:
+        return fail(f"cannot read --history {args.history}: {error}")
+    except (QuestionError, HistoryError, IncompatibleIndex) as error:
+        return fail(str(error))
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.answer)
+    for c in answer.citations:
+        print(f"\n[{c.id}] {c.source} {c.start}-{c.end} (score {c.score:.2f})\n    “{c.quote}”")
+    return 0
+
+
+def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from index.load import IngestError
+    from index.pipeline import IncompatibleIndex, Indexer
+    from qa.chain import CitedQA, build, open_store
+    from qa.evaluate import load_cases, score
+
+    try:
+        cases = load_cases(args.qa_file)
+        if args.docs:
+            key = hashlib.sha1(str(args.docs.resolve()).encode()).hexdigest()[:10]
+            settings = settings.model_copy(update={"data_dir": settings.data_dir / "eval" / key,
+                                                   "chroma_url": None})
+            store = open_store(settings)
+            log.info("%s", Indexer(store).run([args.docs], prune=True).line())
+            qa = CitedQA(store, settings)
+        else:
+            qa = build(settings)
+    except (OSError, ValueError, IngestError, IncompatibleIndex) as error:
+        return fail(str(error))
+    report, answers = score(qa, cases, qa.texts)
+    if args.show:
+        for case, answer in answers:
+            print(json.dumps({"id": case.get("id"), "question": case["question"], "reply": answer.to_dict()},
+                             ensure_ascii=False))
+    for miss in report.misses:
+        print(f"miss {miss}")
+    print(report.summary())
+    return 1 if report.not_verbatim else 0
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from index.pipeline import IncompatibleIndex
+    from ui.server import serve
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    try:
+        serve(settings.model_copy(update=overrides))
+    except IncompatibleIndex as error:
+        return fail(str(error))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
