@@ -28,7 +28,7 @@ _QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "pe
 _QUANTITY_ASKED = re.compile(r"\W*(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?("
                              + "|".join(sorted(_QUANTITY_NOUNS)) + r")\b")
 # "Who is Wassim Nasr?" asks what someone is, not for a name.
-_WHO_IS_NAME = re.compile(r"\W*who(?:'s| is| was| are| were) [A-Z]")
+_WHO_IS_NAME = re.compile(r"\W*(?i:who)(?:'s| is| was| are| were) [A-Z]")
 _FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know"})
 _NUMBER_WORDS = frozenset("""
 one two three four five six seven eight nine ten eleven twelve dozen dozens twenty thirty forty fifty hundred
