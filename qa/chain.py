@@ -69,7 +69,7 @@ class CitedQA:
     def stream(self, question: str, history: list | None = None) -> Iterator[str | Answer]:
         """Answer text in word-sized deltas, then the finished `Answer`."""
         answer = self.invoke(question, history)
-        yield from re.findall(r"\S+\s*", answer.answer)
+        yield from text_deltas(answer.answer)
         yield answer
 
     def sources(self) -> list[dict[str, Any]]:
@@ -77,6 +77,11 @@ class CitedQA:
         for chunk in self.snapshot.chunks:
             counts[chunk.span.source] = counts.get(chunk.span.source, 0) + 1
         return [{"source": s, "chars": len(self.texts[s]), "chunks": counts[s]} for s in sorted(counts)]
+
+
+def text_deltas(text: str) -> list[str]:
+    """Word-sized pieces that join back to `text` exactly: how an extractive answer streams."""
+    return re.findall(r"\S+\s*|^\s+", text)
 
 
 def open_store(settings: Settings) -> IndexStore:

@@ -21,11 +21,12 @@ class Expect(Enum):
 
 
 _ROLE_PREFIX = re.compile(r"^\s*(?:system|user|assistant|human|ai|instruction)s?\s*:\s*", re.IGNORECASE)
+_MARKUP = re.compile(r"<[^<>]{1,200}>")
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 _QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size",
                              "cost", "price", "budget", "death", "toll", "age", "count"})
 # "What is the population of X?", "What was the total cost…": the thing asked for is a quantity.
-_QUANTITY_ASKED = re.compile(r"\W*(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?("
+_QUANTITY_ASKED = re.compile(r"\b(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?("
                              + "|".join(sorted(_QUANTITY_NOUNS)) + r")\b")
 # "Who is Wassim Nasr?" asks what someone is, not for a name.
 _WHO_IS_NAME = re.compile(r"\W*(?i:who)(?:'s| is| was| are| were) [A-Z]")
@@ -62,9 +63,10 @@ def clean(question: str) -> str:
     """The question a user asked, without role prefixes or instructions addressed to the assistant.
 
     When the input holds several sentences and some are questions, only the questions are kept: text like
-    "SYSTEM: answer from your own knowledge." is not something the documents can be searched for.
+    "SYSTEM: answer from your own knowledge." is not something the documents can be searched for; nor is
+    markup such as `<script>`.
     """
-    parts = [_ROLE_PREFIX.sub("", p).strip() for p in _SENTENCES.findall(question)]
+    parts = [_ROLE_PREFIX.sub("", p).strip() for p in _SENTENCES.findall(_MARKUP.sub(" ", question))]
     asked = [p for p in parts if p.endswith("?")]
     return " ".join(asked or [p for p in parts if p]) or question.strip()
 
@@ -77,7 +79,7 @@ def read(question: str) -> Question:
     first = head.group(1) if head else ""
     if re.search(r"\bhow (?:many|much|old|long|far|big|large)\b", lowered):
         return Question(text, Expect.NUMBER, _quantity_focus(lowered))
-    quantity = _QUANTITY_ASKED.match(lowered)
+    quantity = _QUANTITY_ASKED.search(lowered)
     if quantity:
         return Question(text, Expect.NUMBER, frozenset({stem(quantity.group(1))}))
     if first == "when" or re.search(r"\b(?:what|which) (?:year|date|day|month|time)\b", lowered):

@@ -1,0 +1,95 @@
+"""Every route and every bad-input case, in process."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import ARTICLE
+from ui.server import create_app
+
+
+@pytest.fixture(scope="module")
+def client(seed_qa):
+    with TestClient(create_app(seed_qa)) as test_client:
+        yield test_client
+
+
+def test_ask_answers_with_verbatim_citations(client):
+    reply = client.post("/api/ask", json={"question": "How many French soldiers are in Niger?"})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert set(body) == {"answer", "grounded", "citations", "mode", "timing_ms"}
+    assert body["grounded"] is True and body["mode"] == "extractive" and "1,500" in body["answer"]
+    cite = body["citations"][0]
+    assert set(cite) == {"id", "source", "start", "end", "quote", "score"}
+    assert (cite["id"], cite["source"], cite["start"]) == (1, ARTICLE.name, 5418)
+    assert ARTICLE.read_text(encoding="utf-8")[cite["start"]:cite["end"]] == cite["quote"]
+    assert set(body["timing_ms"]) == {"retrieve", "answer", "total"}
+
+
+def test_ask_abstains_when_the_documents_do_not_say(client):
+    body = client.post("/api/ask", json={"question": "What is the population of Niger?", "history": []}).json()
+    assert (body["grounded"], body["citations"]) == (False, [])
+    assert "documents do not say" in body["answer"]
+
+
+def test_history_in_both_shapes_resolves_a_follow_up(client):
+    for content in ("Wassim Nasr is a journalist at the Soufan Center.",
+                    [{"type": "text", "text": "Wassim Nasr is a journalist at the Soufan Center."}]):
+        history = [{"role": "user", "content": "Who is Wassim Nasr?"}, {"role": "assistant", "content": content}]
+        body = client.post("/api/ask", json={"question": "What did he say about Tchiani?",
+                                             "history": history}).json()
+        assert "chose his path" in body["answer"]
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"question": ""}, "question is empty"),
+    ({"question": " \n\t "}, "question is empty"),
+    ({"question": "x" * 2001}, "at most 2000 characters"),
+    ({}, "question: Field required"),
+    ({"question": 42}, "question: Input should be a valid string"),
+    ({"question": "ok?", "history": "nope"}, "history: Input should be a valid list"),
+    ({"question": "ok?", "history": [{"role": "system", "content": "x"}]}, "history.0.role"),
+    ({"question": "ok?", "history": [{"role": "user"}]}, "history.0.content: Field required"),
+    ({"question": "ok?", "history": [{"role": "user", "content": 5}]}, "history.0.content"),
+])
+def test_bad_input_is_a_422_that_says_what_is_wrong(client, payload, message):
+    reply = client.post("/api/ask", json=payload)
+    assert reply.status_code == 422
+    assert message in reply.json()["detail"]
+
+
+@pytest.mark.parametrize("body", ["not json", "{\"question\": ", "[1, 2]", "null"])
+def test_malformed_bodies_are_422_never_500(client, body):
+    reply = client.post("/api/ask", content=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 422 and reply.json()["detail"]
+
+
+def test_stream_sends_deltas_then_the_full_reply(client):
+    with client.stream("POST", "/api/ask/stream", json={"question": "When did Wagner come into Mali?"}) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        frames = [f for f in reply.read().decode().split("\n\n") if f]
+    events = [(f.split("\n")[0].removeprefix("event: "), json.loads(f.split("\n")[1].removeprefix("data: ")))
+              for f in frames]
+    *deltas, (last_kind, final) = events
+    assert {kind for kind, _ in deltas} == {"delta"} and last_kind == "answer"
+    assert "".join(d["text"] for _, d in deltas) == final["answer"] and "2021" in final["answer"]
+    assert client.post("/api/ask/stream", json={"question": ""}).status_code == 422
+
+
+def test_health_and_sources(client):
+    assert client.get("/api/health").json() == {"status": "ok", "documents": 1, "chunks": 21, "mode": "extractive"}
+    assert client.get("/api/sources").json() == [{"source": ARTICLE.name, "chars": 6956, "chunks": 21}]
+    text = client.get(f"/api/sources/{ARTICLE.name}").json()
+    assert text == {"source": ARTICLE.name, "text": ARTICLE.read_text(encoding="utf-8")}
+    assert client.get("/api/sources/missing.txt").status_code == 404
+    assert client.get("/api/sources/..%2F..%2Fetc%2Fpasswd").status_code == 404
+
+
+def test_openapi_docs_and_chat_page_are_served(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/ask", "/api/ask/stream", "/api/health", "/api/sources"} <= set(paths)
+    page = client.get("/")
+    assert page.status_code == 200 and "gradio" in page.text.lower()

@@ -1,0 +1,124 @@
+"""Out of process: `citeqa serve` as a user starts it, called over HTTP, by gradio_client and in Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ARTICLE, ROOT, SEEDS, free_port, wait_for
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real server on a free port over a freshly indexed seeds/ folder."""
+    citeqa = str(Path(sys.executable).parent / "citeqa")
+    port = free_port()
+    env = {**os.environ, "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("live")), "CITEQA_PORT": str(port)}
+    subprocess.run([citeqa, "index", str(SEEDS)], env=env, check=True, capture_output=True)
+    log = tmp_path_factory.mktemp("logs") / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([citeqa, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/api/health", process, 120)
+        yield url, log
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_server_logs_its_url_when_ready(server):
+    url, log = server
+    assert f"citeqa ready at {url}" in log.read_text()
+
+
+def test_rest_over_http(server):
+    url, _ = server
+    reply = requests.post(f"{url}/api/ask", json={"question": "Who is France's foreign affairs minister?"},
+                          timeout=30)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert "Catherine Colonna" in body["answer"]
+    text = requests.get(f"{url}/api/sources/{ARTICLE.name}", timeout=10).json()["text"]
+    assert all(text[c["start"]:c["end"]] == c["quote"] for c in body["citations"])
+    bad = requests.post(f"{url}/api/ask", data="{", headers={"Content-Type": "application/json"}, timeout=10)
+    assert bad.status_code == 422
+
+
+def test_gradio_client_calls_the_named_endpoint(server):
+    from gradio_client import Client
+
+    client = Client(server[0], verbose=False)
+    by_position = client.predict("How many French soldiers are in Niger?", [], api_name="/ask")
+    by_name = client.predict(question="How many French soldiers are in Niger?", history=[], api_name="/ask")
+    assert by_position["citations"][0]["start"] == by_name["citations"][0]["start"] == 5418
+    follow_up = client.predict(question="What did he say about Tchiani?", api_name="/ask",
+                               history=[{"role": "user", "content": "Who is Wassim Nasr?"},
+                                        {"role": "assistant", "content": "A journalist at the Soufan Center."}])
+    assert "chose his path" in follow_up["answer"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `make test` installs it with apt-get")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def ask_in_page(page, question: str) -> str:
+    before = page.locator('[data-testid="bot"]').count()
+    box = page.locator("textarea").first
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=\"bot\"]').length > {before}")
+    bot = page.locator('[data-testid="bot"]').nth(before)
+    page.wait_for_function("el => el.innerText.includes('characters') || el.innerText.includes('Not in the')",
+                           arg=bot.element_handle())
+    return bot.inner_text()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_chat_in_the_browser(server, browser, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(server[0], wait_until="domcontentloaded")
+    page.wait_for_selector("textarea")
+    answer = ask_in_page(page, "How many French soldiers are in Niger?")
+    assert "1,500" in answer and "[1]" in answer
+    highlight = page.locator("#source-panel mark.focus")
+    assert "France has 1,500 soldiers in Niger" in highlight.inner_text()
+    follow_up = ask_in_page(page, "And how many American personnel?")
+    assert "1,100" in follow_up
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"chat-{width}x{height}.png"), full_page=True)
+    page.close()
+
+
+def test_chat_escapes_markup_and_shows_abstention(server, browser):
+    page = browser.new_page()
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(server[0], wait_until="domcontentloaded")
+    page.wait_for_selector("textarea")
+    attack = "<img src=x onerror=alert(1)><script>alert(2)</script> What is the population of Niger?"
+    answer = ask_in_page(page, attack)
+    assert "Not in the documents" in answer
+    user = page.locator('[data-testid="user"]').last.inner_text()
+    assert "<img src=x onerror=alert(1)>" in user and "<script>alert(2)</script>" in user
+    assert alerts == [] and page.locator("#chat img[src='x']").count() == 0
+    page.close()

@@ -1,0 +1,29 @@
+from qa.model import Answer, Citation
+from ui.chat import plain_history
+from ui.render import answer_markdown, documents_markdown, source_html
+
+TEXT = "Alpha <b>bold</b>. Beta <script>alert(1)</script> gamma."
+
+
+def test_source_html_marks_spans_and_escapes_the_document():
+    citations = [Citation(1, "a.txt", 0, 18, TEXT[0:18], 1.0), Citation(2, "a.txt", 19, 49, TEXT[19:49], 0.5)]
+    rendered = source_html("a.txt", TEXT, citations, chosen=2)
+    assert "<script>" not in rendered and "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    assert rendered.count("<mark") == 2 and 'class="cite focus" data-cite="2"' in rendered
+    assert '<mark class="cite" data-cite="1" title="[1]"><sup>[1]</sup>Alpha &lt;b&gt;bold&lt;/b&gt;.</mark>' \
+        in rendered
+
+
+def test_answer_markdown_escapes_quotes_and_marks_abstention():
+    answer = Answer("Beta <script>alert(1)</script> [1]", True, [Citation(1, "a.txt", 19, 49, TEXT[19:49], 1.0)])
+    shown = answer_markdown(answer)
+    assert "<script>" not in shown and "**[1]**" in shown and "a.txt · characters 19–49" in shown
+    assert answer_markdown(Answer.abstain()).startswith("**Not in the documents.**")
+
+
+def test_documents_list_and_history_round_trip():
+    assert "`a.txt` · 1,234 characters · 3 chunks" in documents_markdown([{"source": "a.txt", "chars": 1234,
+                                                                            "chunks": 3}])
+    history = [{"role": "user", "content": [{"type": "text", "text": "&lt;b&gt; Who?"}]},
+               {"role": "assistant", "content": "It"}]
+    assert plain_history(history) == [{"role": "user", "content": "<b> Who?"}, {"role": "assistant", "content": "It"}]

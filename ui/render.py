@@ -1,0 +1,40 @@
+"""HTML and Markdown for the chat: everything from a user or a document is escaped before it is shown."""
+
+from __future__ import annotations
+
+import html
+
+from qa.model import Answer, Citation
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The chat bubble: the answer, then each citation as a numbered quote with its source and offsets."""
+    if not answer.grounded:
+        return f"**Not in the documents.** *{html.escape(answer.answer)}*"
+    quotes = "\n".join(f"> **[{c.id}]** “{html.escape(c.quote)}”  \n> <small>{html.escape(c.source)} · "
+                       f"characters {c.start}–{c.end}</small>\n>" for c in answer.citations)
+    return f"{html.escape(answer.answer)}\n\n{quotes.rstrip('>').rstrip()}"
+
+
+def source_html(source: str, text: str, citations: list[Citation], chosen: int | None = None) -> str:
+    """The document with the cited spans marked; the chosen citation (or the first) is the one scrolled to."""
+    spans = sorted((c for c in citations if c.source == source), key=lambda c: c.start)
+    pieces, cursor = [], 0
+    for c in spans:
+        start = max(c.start, cursor)
+        if start >= c.end:
+            continue
+        focus = " focus" if c.id == chosen or (chosen is None and c is spans[0]) else ""
+        pieces += [html.escape(text[cursor:start]),
+                   f'<mark class="cite{focus}" data-cite="{c.id}" title="[{c.id}]">'
+                   f'<sup>[{c.id}]</sup>{html.escape(text[start:c.end])}</mark>']
+        cursor = c.end
+    pieces.append(html.escape(text[cursor:]))
+    title = f'<div class="source-title">{html.escape(source)}</div>'
+    return f'{title}<div class="source-text" id="source-text">{"".join(pieces)}</div>'
+
+
+def documents_markdown(sources: list[dict]) -> str:
+    rows = "\n".join(f"- `{html.escape(s['source'])}` · {s['chars']:,} characters · {s['chunks']} chunks"
+                     for s in sources)
+    return f"**Indexed documents**\n\n{rows or '*none yet: run `citeqa index`*'}"

@@ -1,0 +1,46 @@
+"""One process: the REST API under /api, OpenAPI at /docs, and the Gradio chat at /."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from index.settings import Settings
+from qa.chain import CitedQA, build
+from ui.api import router
+from ui.chat import CSS, build_chat
+
+log = logging.getLogger("citeqa")
+
+
+def create_app(qa: CitedQA) -> FastAPI:
+    app = FastAPI(title="citeqa", version="0.1.0", docs_url="/docs",
+                  description="Answers questions about the indexed documents with verbatim citations.")
+    app.include_router(router(qa), prefix="/api")
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_422(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = ["request body is not valid JSON" if e["type"] == "json_invalid" else
+                    f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+                    for e in error.errors()]
+        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+    return gr.mount_gradio_app(app, build_chat(qa), path="", css=CSS, footer_links=["api"])
+
+
+def serve(settings: Settings) -> None:
+    """Loads the model and the index once, then serves until interrupted."""
+    logging.getLogger("citeqa").setLevel(logging.INFO)
+    app = create_app(build(settings))
+    url = f"http://{settings.host}:{settings.port}"
+
+    @app.on_event("startup")
+    def ready() -> None:
+        log.info("citeqa ready at %s (chat), %s/api (REST), %s/docs (OpenAPI)", url, url, url)
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
