@@ -16,12 +16,14 @@ from ui.render import answer_markdown, documents_markdown, source_html
 EXAMPLES = ["Who is the leader of Niger's junta?", "How many French soldiers are in Niger?",
             "Which of Niger's neighbours are also run by juntas?", "What is the population of Niger?"]
 SCROLL_TO_HIGHLIGHT = """() => { setTimeout(() => {
-  const mark = document.querySelector('#source-panel mark.focus') || document.querySelector('#source-panel mark');
-  if (mark) mark.scrollIntoView({block: 'center'});
+  const box = document.querySelector('#source-panel .source-text');
+  const mark = box && (box.querySelector('mark.focus') || box.querySelector('mark'));
+  if (mark) box.scrollTop = mark.offsetTop - box.clientHeight / 3;
 }, 50); }"""
 CSS = """
-#source-panel .source-text { white-space: pre-wrap; max-height: 560px; overflow-y: auto; line-height: 1.55;
-  font-size: 0.95rem; padding: 0.75rem; border: 1px solid var(--border-color-primary); border-radius: 8px; }
+#source-panel .source-text { position: relative; white-space: pre-wrap; max-height: 560px; overflow-y: auto;
+  line-height: 1.55; font-size: 0.95rem; padding: 0.75rem; border-radius: 8px;
+  border: 1px solid var(--border-color-primary); }
 #source-panel .source-title { font-weight: 600; margin-bottom: 0.4rem; }
 #source-panel mark.cite { background: #fff1a8; color: inherit; border-radius: 3px; padding: 0 1px; }
 #source-panel mark.cite.focus { background: #ffd43b; outline: 2px solid #f59f00; }

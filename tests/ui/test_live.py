@@ -104,6 +104,8 @@ def test_chat_in_the_browser(server, browser, width, height):
     assert "France has 1,500 soldiers in Niger" in highlight.inner_text()
     follow_up = ask_in_page(page, "And how many American personnel?")
     assert "1,100" in follow_up
+    assert "1,100 military" in page.locator("#source-panel mark.focus").inner_text()
+    page.wait_for_function("document.querySelector('#source-panel .source-text').scrollTop > 0")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"chat-{width}x{height}.png"), full_page=True)
     page.close()
