@@ -18,7 +18,7 @@ but by can could did do does doing down during each few for from further had has
 herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
 once only or other our ours out over own same she should so some such than that the their theirs them
 themselves then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours also s t d ll re ve m o y said say says
+which while who whom why will with would you your yours also s t d ll re ve m o y said say says many much
 """.split())
 
 
@@ -37,7 +37,7 @@ def stem(word: str) -> str:
         word = word[:-2]
     if len(word) > 5 and word.endswith("our"):
         word = word[:-2] + "r"
-    return word[:-1] if len(word) > 4 and word.endswith("e") else word
+    return word[:-1] if len(word) >= 4 and word.endswith("e") else word
 
 
 def words(text: str) -> list[str]:
@@ -50,8 +50,12 @@ _CAPITALIZED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)+")
 
 def acronyms(text: str) -> list[str]:
     """Initials of capitalized word runs, so "AP" meets "Associated Press" ("of" is skipped, as in "BoE")."""
-    return ["".join(w[0] for w in run.split() if w != "of").lower()
-            for run in _CAPITALIZED_RUN.findall(normalize(text))]
+    found = []
+    for run in _CAPITALIZED_RUN.findall(normalize(text)):
+        initials = [w[0] for w in run.split() if w.lower() not in STOPWORDS]
+        if len(initials) > 1:
+            found.append("".join(initials).lower())
+    return found
 
 
 def terms(text: str) -> list[str]:

@@ -17,20 +17,29 @@ class Expect(Enum):
     TIME = "time"
     PERSON = "person"
     PLACE = "place"
+    NAME = "name"
     ANY = "any"
 
 
 _ROLE_PREFIX = re.compile(r"^\s*(?:system|user|assistant|human|ai|instruction)s?\s*:\s*", re.IGNORECASE)
 _MARKUP = re.compile(r"<[^<>]{1,200}>")
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
-_QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size",
-                             "cost", "price", "budget", "death", "toll", "age", "count"})
+_QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size", "cost",
+                             "price", "budget", "death", "toll", "age", "count", "gdp", "revenue", "income", "salary",
+                             "area", "rate", "value", "worth", "height", "length", "distance", "weight", "score"})
+# Attributes whose value is a proper name: "What is the capital of Mali?", "What currency does Niger use?"
+_NAME_NOUNS = frozenset({"capital", "currency", "language", "religion", "nationality", "title", "city", "party",
+                         "headquarters", "brand", "company"})
 # "What is the population of X?", "What was the total cost…": the thing asked for is a quantity.
 _QUANTITY_ASKED = re.compile(r"\b(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?("
                              + "|".join(sorted(_QUANTITY_NOUNS)) + r")\b")
+_NAME_ASKED = re.compile(r"\b(?:what|which)(?:'s| is| was| are| were)? (?:the |its |their )?(?:\w+ )?("
+                         + "|".join(sorted(_NAME_NOUNS)) + r")\b")
 # "Who is Wassim Nasr?" asks what someone is, not for a name.
-_WHO_IS_NAME = re.compile(r"\W*(?i:who)(?:'s| is| was| are| were) [A-Z]")
+_WHO_IS_NAME = re.compile(r"\W*(?i:who)(?:'s| is| was| are| were)(?:\s+[A-Z][\w'\u2019.-]*)+\W*$")
+_ROLE_PHRASE = re.compile(r"\W*(?:who(?:'s| is| was| are| were)|.*\bname of)\s+(.+?)(?:\s+of\s.*)?\W*$")
 _FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know"})
+_FRAME_STEMS = frozenset(stem(w) for w in _FRAME_WORDS)
 _NUMBER_WORDS = frozenset("""
 one two three four five six seven eight nine ten eleven twelve dozen dozens twenty thirty forty fifty hundred
 hundreds thousand thousands million millions billion billions half
@@ -56,7 +65,7 @@ class Question:
     @property
     def terms(self) -> list[str]:
         """The words to look for: content words less the ones that only frame the question ("the name of")."""
-        return [t for t in terms(self.text) if t not in _FRAME_WORDS]
+        return [t for t in terms(self.text) if t not in _FRAME_STEMS]
 
 
 def clean(question: str) -> str:
@@ -84,13 +93,25 @@ def read(question: str) -> Question:
         return Question(text, Expect.NUMBER, frozenset({stem(quantity.group(1))}))
     if first == "when" or re.search(r"\b(?:what|which) (?:year|date|day|month|time)\b", lowered):
         return Question(text, Expect.TIME, frozenset())
-    if re.search(r"\bname (?:of|the)\b", lowered):
-        return Question(text, Expect.PERSON, frozenset())
-    if first in {"who", "whom", "whose"} and not _WHO_IS_NAME.match(text):
-        return Question(text, Expect.PERSON, frozenset())
+    if re.search(r"\bname (?:of|the)\b", lowered) or (first in {"who", "whom", "whose"}
+                                                      and not _WHO_IS_NAME.match(text)):
+        return Question(text, Expect.PERSON, _role(lowered))
     if first == "where":
         return Question(text, Expect.PLACE, frozenset())
+    named = _NAME_ASKED.search(lowered)
+    if named:
+        return Question(text, Expect.NAME, frozenset({stem(named.group(1))}))
     return Question(text, Expect.ANY, frozenset())
+
+
+def _role(lowered: str) -> frozenset[str]:
+    """The role a name is asked for: "who is the leader of X" → leader, "the name of X's ousted president" →
+    president. Names standing beside it are the likely answer."""
+    phrase = _ROLE_PHRASE.match(lowered)
+    if not phrase:
+        return frozenset()
+    head = [w for w in re.findall(r"[a-z]+", re.sub(r"'s\b", "", phrase.group(1))) if w not in STOPWORDS]
+    return frozenset({stem(head[-1])}) if head else frozenset()
 
 
 def _quantity_focus(lowered: str) -> frozenset[str]:

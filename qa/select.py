@@ -22,6 +22,8 @@ from qa.retrieve import CONTEXT_WEIGHT, Retrieved
 
 _JOINERS = " ,;:\u2014-"
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
+BEFORE_WEIGHT = 0.5  # a question word found only in the sentence before
+VALUE_DISTANCE = 6  # words between a count or date and what it counts or dates
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:\u2014])\s+|\s+(?=[\u2014(])|(?<=[\u201d\"])\s+(?=said\b)")
 
 
@@ -33,7 +35,7 @@ class Weights:
     chunk: float = 0.15
     threshold: float = 0.62
     second_ratio: float = 0.9
-    max_chars: int = 280
+    max_chars: int = 300
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class SpanSelector:
         self.sentences = snapshot.sentences
         self.vectors = snapshot.sentence_vectors
         self.terms = [set(terms(self.quote(s.span))) for s in snapshot.sentences]
+        self.before = [set(terms(self._previous(row))) for row in range(len(self.sentences))]
         frequency = Counter(t for ts in self.terms for t in ts)
         total = max(1, len(self.terms))
         self.idf = {t: math.log(1 + total / n) for t, n in frequency.items()}
@@ -102,26 +105,31 @@ class SpanSelector:
         for row, similarity in zip(rows.tolist(), dense.tolist(), strict=True):
             expected = self._expected(row, question)
             if expected is not None:
-                scored.append((row, self.w.dense * similarity + self.w.overlap * weights.of(self.terms[row])
-                               + self.w.expected * expected + self.w.chunk * chunk_score[row]))
+                overlap = weights.of(self.terms[row], self.before[row])
+                scored.append((row, self.w.dense * similarity + self.w.overlap * overlap
+                               + self.w.expected * expected * overlap + self.w.chunk * chunk_score[row]))
         return scored
 
     def _expected(self, row: int, question: Question) -> float | None:
         """How well the sentence holds what the question asks for (1 best); None when it cannot answer.
 
-        A count or a date must be in the sentence itself, beside the thing counted; a name may be in the
-        sentence before (the speaker of a quote), which counts for less.
+        A count, a date or a place must be in the sentence itself, beside what it is about; a person may be in the
+        sentence before (the speaker of a quote), which counts for less. It weighs as much as the sentence
+        shares the question's words: a number in an unrelated sentence is no answer to "how many".
         """
         if question.expect is Expect.ANY:
             return 0.0
-        if question.focus and not question.focus & self.terms[row]:
+        if question.expect is not Expect.PERSON and question.focus and not question.focus & self.terms[row]:
             return None
         here = holds(self.quote(self.sentences[row].span), question)
-        if question.expect in (Expect.NUMBER, Expect.TIME):
+        if question.expect is not Expect.PERSON:
             return 1.0 if here else None
         if here:
             return here
-        return 0.5 * holds(self._previous(row), question) - 0.5
+        before = holds(self._previous(row), question)
+        if question.focus and not before:
+            return None  # "Who is the president of X?" wants a name beside "president", here or just before
+        return 0.5 * before - 0.5
 
     def _previous(self, row: int) -> str:
         """The sentence before, when in the same or the previous paragraph: where a speaker is often named."""
@@ -165,16 +173,19 @@ class Overlap:
     question: dict[str, float]
     context: dict[str, float]
 
-    def of(self, sentence_terms: set[str]) -> float:
-        share = _share(self.question, sentence_terms)
+    def of(self, sentence_terms: set[str], before: set[str] | frozenset[str] = frozenset()) -> float:
+        """Words in the sentence count fully; words only in the sentence before (a speaker named there) half."""
+        share = _share(self.question, sentence_terms, before)
         if not self.context:
             return share
-        return (share + CONTEXT_WEIGHT * _share(self.context, sentence_terms)) / (1 + CONTEXT_WEIGHT)
+        return (share + CONTEXT_WEIGHT * _share(self.context, sentence_terms, before)) / (1 + CONTEXT_WEIGHT)
 
 
-def _share(weights: dict[str, float], sentence_terms: set[str]) -> float:
+def _share(weights: dict[str, float], sentence_terms: set[str], before: set[str] | frozenset[str]) -> float:
     total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in sentence_terms) / total if total else 0.0
+    found = sum(w if t in sentence_terms else BEFORE_WEIGHT * w for t, w in weights.items()
+                if t in sentence_terms or t in before)
+    return found / total if total else 0.0
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
@@ -187,29 +198,37 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def holds(text: str, question: Question) -> float:
-    """Whether `text` holds the kind of thing asked for, beyond what the question names (0 to 1).
+    """1.0 when `text` holds the kind of thing asked for next to what the question is about, else 0.0.
 
-    For a name, one standing beside a word of the question ("President Mohamed Bazoum", "minister,
-    Catherine Colonna", "leader Gen. Abdourahmane Tchiani") counts; a name elsewhere does not.
+    "Next to" is a few words: a count beside the thing counted ("1,500 soldiers"), a date beside the event, a
+    name in apposition to the role asked about ("minister, Catherine Colonna", "leader Gen. Abdourahmane
+    Tchiani"). A name or number elsewhere in a long sentence usually answers another question.
     """
-    if question.expect is Expect.ANY or not text:
-        return float(question.expect is Expect.ANY)
-    asked = set(words(question.text))
-    new_words = [w for w in words(text) if w not in asked]
-    if question.expect is Expect.NUMBER:
-        return float(has_number(new_words))
-    if question.expect is Expect.TIME:
-        return float(has_time(new_words))
-    known = set(words(question.text))
+    if question.expect is Expect.ANY:
+        return 1.0
     tokens = normalize(text).split()
-    asked_at = [i for i, token in enumerate(tokens) if set(terms(token)) & set(question.terms)]
-    named_at = []
-    for name in names(text):
-        # A person's name is new to the question and not in capitals (datelines, acronyms).
-        new = [w for w in name.split() if not w.isupper() and not set(words(w)) <= known]
-        if new:
-            named_at += [i for i, token in enumerate(tokens) if token.strip("(\"'").startswith(new[0])]
-    if not named_at:
+    if not tokens:
         return 0.0
-    return 1.0 if any(abs(i - j) <= NAME_DISTANCE for i in named_at for j in asked_at) else 0.0
+    asked = set(words(question.text))
+    anchors = _positions(tokens, question.focus or set(question.terms))
+    if question.expect is Expect.NUMBER:
+        found = [i for i, t in enumerate(tokens) if has_number([w for w in words(t) if w not in asked])]
+    elif question.expect is Expect.TIME:
+        found = [i for i, t in enumerate(tokens) if has_time([w for w in words(t) if w not in asked])]
+    else:
+        found = _name_positions(tokens, text, asked, skip_capitals=question.expect is Expect.PERSON)
+    reach = VALUE_DISTANCE if question.expect in (Expect.NUMBER, Expect.TIME) else NAME_DISTANCE
+    return float(any(abs(i - j) <= reach for i in found for j in anchors))
 
+
+def _positions(tokens: list[str], wanted: set[str] | frozenset[str]) -> list[int]:
+    return [i for i, token in enumerate(tokens) if wanted & set(terms(token))] if wanted else []
+
+
+def _name_positions(tokens: list[str], text: str, asked: set[str], skip_capitals: bool) -> list[int]:
+    """Where names new to the question start; all-capital words (datelines, acronyms) are no person's name."""
+    found = []
+    for name in names(text):
+        new = [w for w in name.split() if not (skip_capitals and w.isupper()) and not set(words(w)) <= asked]
+        found += [i for i, token in enumerate(tokens) for w in new if token.strip("(\"'").startswith(w)]
+    return found

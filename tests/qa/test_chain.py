@@ -28,6 +28,17 @@ def test_answers_cite_the_exact_sentence(seed_qa, question, start, end, must_say
     assert len(answer.answer) < 300
 
 
+@pytest.mark.parametrize(("question", "must_say"), [
+    ("Why does the junta need Wagner according to Nasr?", "guarantee to hold onto power"),
+    ("Where did Mody travel?", "Mali"),
+    ("When is the ECOWAS deadline?", "Sunday"),
+    ("Who teaches at the University of Niamey?", "Amad Hassane Boubacar"),
+    ("How much military assistance have the U.S. and partners poured into Niger?", "hundreds of millions"),
+])
+def test_cues_find_the_answer_beside_what_is_asked(seed_qa, question, must_say):
+    assert must_say in seed_qa.invoke(question).answer
+
+
 def test_long_sentences_are_trimmed_to_the_clauses_that_answer(seed_qa):
     answer = seed_qa.invoke("Which think tank warned that an intervention could become a counterinsurgency?")
     quote = answer.citations[0]
@@ -36,7 +47,10 @@ def test_long_sentences_are_trimmed_to_the_clauses_that_answer(seed_qa):
 
 @pytest.mark.parametrize("question", ["What is the population of Niger?",
                                       "How many member states does ECOWAS have?",
-                                      "How much uranium does Niger export to France?"])
+                                      "How much uranium does Niger export to France?",
+                                      "What is the capital of Mali?", "What currency does Niger use?",
+                                      "What is the GDP of Nigeria?", "Who is the president of France?",
+                                      "When was Bazoum elected?", "How old is Tchiani?", "Who won the 2022 World Cup?"])
 def test_out_of_scope_questions_abstain(seed_qa, question):
     answer = seed_qa.invoke(question)
     assert (answer.grounded, answer.citations, answer.answer) == (False, [], NOT_IN_DOCUMENTS)

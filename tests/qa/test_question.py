@@ -10,9 +10,13 @@ from qa.question import Expect, clean, names, read
     ("What did the junta call on the population to watch for?", Expect.ANY, set()),
     ("When did Wagner come into Mali?", Expect.TIME, set()),
     ("Who called Wagner a recipe for chaos?", Expect.PERSON, set()),
-    ("Who is the leader of Niger's junta?", Expect.PERSON, set()),
+    ("Who is the leader of Niger's junta?", Expect.PERSON, {"lead"}),
+    ("Who is France's foreign affairs minister?", Expect.PERSON, {"minist"}),
     ("Who is Wassim Nasr?", Expect.ANY, set()),
-    ("What is the name of Niger's ousted president?", Expect.PERSON, set()),
+    ("What is the name of Niger's ousted president?", Expect.PERSON, {"president"}),
+    ("What is the capital of Mali?", Expect.NAME, {"capital"}),
+    ("What is the GDP of Nigeria?", Expect.NUMBER, {"gdp"}),
+    ("How old is Tchiani?", Expect.NUMBER, set()),
     ("Where did the coup leader travel?", Expect.PLACE, set()),
 ])
 def test_question_cues(question, expect, focus):
