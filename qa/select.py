@@ -22,7 +22,8 @@ from qa.retrieve import CONTEXT_WEIGHT, Retrieved
 
 _JOINERS = " ,;:\u2014-"
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
-BEFORE_WEIGHT = 0.5  # a question word found only in the sentence before
+BEFORE_WEIGHT = 0.5  # a question word found only in the sentences before
+CONTEXT_SENTENCES = 2  # "He said…" two sentences after the speaker is named
 VALUE_DISTANCE = 6  # words between a count or date and what it counts or dates
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:\u2014])\s+|\s+(?=[\u2014(])|(?<=[\u201d\"])\s+(?=said\b)")
 
@@ -62,7 +63,7 @@ class SpanSelector:
         self.sentences = snapshot.sentences
         self.vectors = snapshot.sentence_vectors
         self.terms = [set(terms(self.quote(s.span))) for s in snapshot.sentences]
-        self.before = [set(terms(self._previous(row))) for row in range(len(self.sentences))]
+        self.before = [set(terms(self._previous(row, CONTEXT_SENTENCES))) for row in range(len(self.sentences))]
         frequency = Counter(t for ts in self.terms for t in ts)
         total = max(1, len(self.terms))
         self.idf = {t: math.log(1 + total / n) for t, n in frequency.items()}
@@ -131,13 +132,11 @@ class SpanSelector:
             return None  # "Who is the president of X?" wants a name beside "president", here or just before
         return 0.5 * before - 0.5
 
-    def _previous(self, row: int) -> str:
-        """The sentence before, when in the same or the previous paragraph: where a speaker is often named."""
-        if row == 0:
-            return ""
-        before, this = self.sentences[row - 1], self.sentences[row]
-        near = before.span.source == this.span.source and this.paragraph - before.paragraph <= 1
-        return self.quote(before.span) if near else ""
+    def _previous(self, row: int, count: int = 1) -> str:
+        """The content sentences just before, in the same source: where a quote's speaker is often named."""
+        source = self.sentences[row].span.source
+        before = [s for s in self.sentences[max(0, row - count):row] if s.span.source == source]
+        return " ".join(self.quote(s.span) for s in before)
 
     def _trim(self, row: int, question: Question, weights: Overlap) -> Span:
         """The shortest run of clauses that keeps the sentence's answer, when the sentence is long."""
