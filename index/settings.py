@@ -20,7 +20,15 @@ class Settings(BaseSettings):
     top_k: int = Field(6, ge=1, le=50, description="Chunks handed from retrieval to span selection.")
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
-    answerer: Literal["extractive"] = "extractive"
+    answerer: Literal["extractive", "local", "openai"] = Field(
+        "extractive", description="extractive (no language model), local (llama.cpp in process) or openai.")
+    local_model: str = Field("qwen2.5-coder-1.5b", description="qwen2.5-coder-1.5b, -0.5b or a .gguf path.")
+    llm_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
+    llm_model: str = Field("local", description="Model name sent to the OpenAI-compatible server.")
+    llm_api_key: str = Field("not-needed", description="API key for the OpenAI-compatible server.")
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds before generation gives way to extraction.")
+    llm_max_tokens: int = Field(120, ge=16, le=1024)
+    llm_threads: int = Field(2, ge=1, le=64)
     max_question_chars: int = 2000
 
     @property

@@ -15,7 +15,9 @@ from index.pipeline import Indexer
 from index.settings import Settings
 from index.store import IndexStore
 from qa.compose import compose
+from qa.generate import GroundedGenerator
 from qa.history import follow_up_context, turns
+from qa.llm import ModelUnavailable, chat_model
 from qa.model import Answer
 from qa.question import read
 from qa.retrieve import HybridRetriever, Query
@@ -30,21 +32,30 @@ class QuestionError(ValueError):
 
 
 class CitedQA:
-    """Answers questions from one loaded index; build it once, ask many times (thread-safe reads)."""
+    """Answers questions from one loaded index; build it once, ask many times (thread-safe reads).
 
-    def __init__(self, store: IndexStore, settings: Settings, weights: Weights | None = None):
+    The extractive answer is always computed (tens of milliseconds); with a generator, the language model answers
+    from the same ranked sentences and the extractive answer is what it falls back to.
+    """
+
+    def __init__(self, store: IndexStore, settings: Settings, weights: Weights | None = None,
+                 generator: GroundedGenerator | None = None):
         self.settings = settings
         self.store = store
         self.snapshot = store.snapshot()
         self.texts = self.snapshot.texts
+        self.generator = generator
         retriever = HybridRetriever(store, self.snapshot, store.embeddings, settings.top_k)
-        selector = SpanSelector(self.snapshot, weights)
         self.retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(
             retriever.run, name="retrieve")
-        self.answering: Runnable = (RunnableLambda(selector.run, name="select_spans")
-                                    | RunnableLambda(lambda s: compose(s, self.texts), name="compose")
-                                    | RunnableLambda(lambda a: verify(a, self.texts), name="verify"))
-        self.chain: Runnable = self.retrieval | self.answering
+        self.selection: Runnable = RunnableLambda(SpanSelector(self.snapshot, weights).run, name="select_spans")
+        self.extraction: Runnable = (RunnableLambda(lambda s: compose(s, self.texts), name="compose")
+                                     | RunnableLambda(lambda a: verify(a, self.texts), name="verify"))
+        self.chain: Runnable = self.retrieval | self.selection | self.extraction
+
+    @property
+    def mode(self) -> str:
+        return self.generator.mode if self.generator else "extractive"
 
     def _query(self, request: dict[str, Any]) -> Query:
         question = str(request.get("question") or "").strip()
@@ -52,24 +63,33 @@ class CitedQA:
             raise QuestionError("question is empty")
         if len(question) > self.settings.max_question_chars:
             raise QuestionError(f"question is longer than {self.settings.max_question_chars} characters")
-        history = turns(request.get("history"))
-        return Query(read(question), follow_up_context(question, history))
+        return Query(read(question), follow_up_context(question, turns(request.get("history"))))
 
     def invoke(self, question: str, history: list | None = None) -> Answer:
-        started = time.perf_counter()
-        retrieved = self.retrieval.invoke({"question": question, "history": history or []})
-        retrieved_at = time.perf_counter()
-        answer: Answer = self.answering.invoke(retrieved)
-        done = time.perf_counter()
-        answer.timing_ms = {"retrieve": round((retrieved_at - started) * 1000, 2),
-                            "answer": round((done - retrieved_at) * 1000, 2),
-                            "total": round((done - started) * 1000, 2)}
+        *_, answer = self.stream(question, history)
         return answer
 
     def stream(self, question: str, history: list | None = None) -> Iterator[str | Answer]:
-        """Answer text in word-sized deltas, then the finished `Answer`."""
-        answer = self.invoke(question, history)
-        yield from text_deltas(answer.answer)
+        """Answer text as it is made (word by word when extractive), then the finished, verified `Answer`."""
+        started = time.perf_counter()
+        retrieved = self.retrieval.invoke({"question": question, "history": history or []})
+        retrieved_at = time.perf_counter()
+        selection = self.selection.invoke(retrieved)
+        extractive: Answer = self.extraction.invoke(selection)
+        parts = (self.generator.stream(selection, turns(history), extractive) if self.generator
+                 else [*text_deltas(extractive.answer), extractive])
+        first_at = None
+        for part in parts:
+            if isinstance(part, Answer):
+                answer = verify(part, self.texts)
+                break
+            first_at = first_at or time.perf_counter()
+            yield part
+        done = time.perf_counter()
+        answer.timing_ms = {"retrieve": ms(retrieved_at - started), "answer": ms(done - retrieved_at),
+                            "total": ms(done - started)}
+        if self.generator:
+            answer.timing_ms["first_token"] = ms((first_at or done) - started)
         yield answer
 
     def sources(self) -> list[dict[str, Any]]:
@@ -77,6 +97,10 @@ class CitedQA:
         for chunk in self.snapshot.chunks:
             counts[chunk.span.source] = counts.get(chunk.span.source, 0) + 1
         return [{"source": s, "chars": len(self.texts[s]), "chunks": counts[s]} for s in sorted(counts)]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
 
 
 def text_deltas(text: str) -> list[str]:
@@ -90,7 +114,16 @@ def open_store(settings: Settings) -> IndexStore:
 
 
 def build(settings: Settings) -> CitedQA:
-    """The chain over the stored index; refuses an index made with other settings."""
+    """The chain over the stored index; refuses an index made with other settings.
+
+    A generative backend that cannot be loaded is logged and left out: answers stay extractive.
+    """
     store = open_store(settings)
     Indexer(store).check()
-    return CitedQA(store, settings)
+    qa = CitedQA(store, settings)
+    if settings.answerer != "extractive":
+        try:
+            qa.generator = GroundedGenerator(chat_model(settings), qa.texts, settings.answerer, settings.llm_timeout)
+        except ModelUnavailable as error:
+            log.error("the %s answerer is unavailable, answering extractively: %s", settings.answerer, error)
+    return qa

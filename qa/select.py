@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,8 +47,11 @@ class ScoredSpan:
 
 @dataclass
 class Selection:
+    """The spans chosen to answer, and every candidate sentence ranked (what a language model is shown)."""
+
     retrieved: Retrieved
     spans: list[ScoredSpan]
+    ranked: list[ScoredSpan] = field(default_factory=list)
 
     @property
     def grounded(self) -> bool:
@@ -76,15 +79,16 @@ class SpanSelector:
         question = retrieved.query.question
         weights = Overlap(self._idf(question.terms), self._idf(terms(retrieved.query.context)))
         scored = sorted(self._candidates(retrieved, weights), key=lambda item: -item[1])
+        ranked = [ScoredSpan(self.sentences[row].span, score) for row, score in scored]
         if not scored or scored[0][1] < self.w.threshold:
-            return Selection(retrieved, [])
+            return Selection(retrieved, [], ranked)
         best_row, best_score = scored[0]
         chosen = [ScoredSpan(self._trim(best_row, question, weights), best_score)]
         for row, score in scored[1:3]:
             span = self._trim(row, question, weights)
             if score >= self.w.second_ratio * best_score and self._fits(chosen, span):
                 chosen.append(ScoredSpan(span, score))
-        return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)))
+        return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)), ranked)
 
     def _idf(self, ts: list[str]) -> dict[str, float]:
         return {t: self.idf.get(t, self.unseen_idf) for t in ts}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import re
 
+from index.text import terms, words
 from qa.model import Answer
+from qa.question import names
 
 log = logging.getLogger(__name__)
+SUPPORTED_SHARE = 0.75  # of a generated answer's content words that its citations (or the question) must hold
 
 
 def verify(answer: Answer, texts: dict[str, str]) -> Answer:
@@ -27,3 +30,21 @@ def verify(answer: Answer, texts: dict[str, str]) -> Answer:
     text = re.sub(r"[^\[\]]*?\[(\d+)\]", lambda m: "" if int(m.group(1)) in dropped else m.group(0),
                   answer.answer).strip()
     return Answer(text, answer.grounded, kept, answer.mode, answer.timing_ms)
+
+
+def supported(answer: str, quotes: list[str], question: str) -> bool:
+    """Whether an answer's names, numbers and key words all stand in its cited quotes (or the question).
+
+    A generated answer may paraphrase, but it may not add a fact: a number or a name that no cited sentence
+    holds, or mostly words the sentences do not use.
+    """
+    body = re.sub(r"\[\d+\]", " ", answer)
+    evidence = " ".join(quotes)
+    known = set(words(evidence)) | set(words(question))
+    facts = [w for w in words(body) if any(ch.isdigit() for ch in w)]
+    facts += [w for name in names(body) for w in words(name)]
+    if any(fact not in known for fact in facts):
+        return False
+    content = terms(body)
+    allowed = set(terms(evidence)) | set(terms(question))
+    return not content or sum(t in allowed for t in content) / len(content) >= SUPPORTED_SHARE

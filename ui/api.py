@@ -95,7 +95,7 @@ def router(qa: CitedQA) -> APIRouter:
     def health() -> dict:
         sources = qa.sources()
         return {"status": "ok", "documents": len(sources), "chunks": sum(s["chunks"] for s in sources),
-                "mode": qa.settings.answerer}
+                "mode": qa.mode}
 
     @api.get("/sources", response_model=list[SourceOut], summary="The indexed documents")
     def sources() -> list[dict]:

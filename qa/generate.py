@@ -1,0 +1,91 @@
+"""Grounded generation: a language model answers from numbered sentences and cites them by number.
+
+Citations are the sentences the model cites, so quotes are verbatim by construction. An answer whose names,
+numbers or key words are not in its cited sentences is not shown as grounded: the extractive answer is given
+instead, and so it is when the model fails, is slow, or cites nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from qa.model import Answer, Citation, Turn
+from qa.select import Selection
+from qa.verify import supported
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "NOT IN DOCUMENTS"
+SYSTEM = ("Answer the question using only the numbered sentences. Reply in one or two short sentences and put "
+          "the number of each sentence you used in square brackets, like [2]. If the sentences do not answer "
+          f"the question, reply exactly: {NOT_FOUND}")
+_MARKER = re.compile(r"\[(\d+)\]")
+MAX_HISTORY_CHARS = 300
+
+
+class GroundedGenerator:
+    def __init__(self, model: BaseChatModel, texts: dict[str, str], mode: str, timeout: float, sentences: int = 6):
+        self.texts, self.mode, self.timeout, self.sentences = texts, mode, timeout, sentences
+        prompt = ChatPromptTemplate.from_messages([("system", SYSTEM), MessagesPlaceholder("history"),
+                                                   ("human", "{numbered}\n\nQuestion: {question}")])
+        self.chain = prompt | model | StrOutputParser()
+
+    def stream(self, selection: Selection, history: list[Turn], fallback: Answer) -> Iterator[str | Answer]:
+        """Model text as it comes, then the checked `Answer` (or `fallback`, marked as such)."""
+        if not selection.grounded:
+            yield fallback
+            return
+        shown = [s.span for s in selection.ranked[: self.sentences]]
+        numbered = "\n".join(f"[{n}] {span.text_in(self.texts[span.source])}" for n, span in enumerate(shown, 1))
+        request = {"numbered": numbered, "question": selection.retrieved.query.question.text,
+                   "history": recent(history)}
+        text, deadline = "", time.monotonic() + self.timeout
+        try:
+            for piece in self.chain.stream(request):
+                text += piece
+                yield piece
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no answer within {self.timeout:.0f} s")
+        except Exception as error:  # a server down, a timeout, a model crash: the user still gets an answer
+            log.error("%s answerer failed (%s); answering extractively", self.mode, error)
+            yield self._fallback(fallback)
+            return
+        yield self.check(text, shown, selection) or self._fallback(fallback)
+
+    def check(self, text: str, shown: list, selection: Selection) -> Answer | None:
+        """The model's answer with its cited sentences, or None when it is not supported by them."""
+        answer = text.strip()
+        if NOT_FOUND.lower() in answer.lower():
+            log.info("%s model found no answer where extraction did; answering extractively", self.mode)
+            return None
+        cited = sorted({int(n) for n in _MARKER.findall(answer) if 1 <= int(n) <= len(shown)})
+        answer = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "", answer).strip()
+        citations = [Citation(n, shown[n - 1].source, shown[n - 1].start, shown[n - 1].end,
+                              shown[n - 1].text_in(self.texts[shown[n - 1].source]), score(selection, shown[n - 1]))
+                     for n in cited]
+        if not citations or not supported(answer, [c.quote for c in citations],
+                                          selection.retrieved.query.question.text):
+            log.info("%s answer not supported by its citations: %r", self.mode, answer[:200])
+            return None
+        return Answer(answer, grounded=True, citations=citations, mode=self.mode)
+
+    def _fallback(self, fallback: Answer) -> Answer:
+        fallback.mode = f"{fallback.mode}-fallback" if fallback.grounded else fallback.mode
+        return fallback
+
+
+def score(selection: Selection, span) -> float:
+    return round(next((s.score for s in selection.ranked if s.span == span), 0.0), 3)
+
+
+def recent(history: list[Turn]) -> list[tuple[str, str]]:
+    """The last exchange, bounded: enough for "he" and "it" to mean something, small enough to stay fast."""
+    last = history[-2:]
+    return [("human" if t.role == "user" else "ai", t.content[:MAX_HISTORY_CHARS]) for t in last]
