@@ -1,36 +1,54 @@
 # Two commands on a fresh machine: `make run` (set up, index seeds/, serve) and `make test`.
+# `make run LLM=1` answers with the local language model (Qwen2.5-Coder-1.5B) instead of extraction.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
+LLM ?=
+WHEELS ?= $(HOME)/.cache/citeqa-wheels
+LLAMA := llama-cpp-python==0.3.36
+LLAMA_FLAGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup run index test lint browser clean
+.PHONY: setup setup-llm setup-llm-large run index test lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch first, pinned: it takes the local CPU wheel; a plain `torch` would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-setup: $(STAMP)
+# llama.cpp is built once (about 5 minutes on 2 cores) with portable flags and the wheel kept in $(WHEELS).
+$(VENV)/.installed-llm: $(VENV)/.installed
+	@ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python once (about 5 minutes)"; \
+	  CMAKE_ARGS="$(LLAMA_FLAGS)" $(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) "$(LLAMA)"; }
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -e ".[test,llm]"
+	touch $@
+
+$(VENV)/.installed-llm-large: $(VENV)/.installed-llm
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -e ".[test,llm,llm-large]"
+	touch $@
+
+setup: $(VENV)/.installed $(if $(LLM),$(VENV)/.installed-llm-large)
+setup-llm: $(VENV)/.installed-llm
+setup-llm-large: $(VENV)/.installed-llm-large
 
 index: setup
 	$(BIN)/citeqa index seeds
 
 run: index
-	$(BIN)/citeqa serve --host $(HOST) --port $(PORT)
+	$(if $(LLM),CITEQA_ANSWERER=local) $(BIN)/citeqa serve --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+test: setup-llm browser
 	$(BIN)/ruff check index qa ui tests
 	$(BIN)/python -m pytest -q
 

@@ -16,6 +16,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
+from index.text import terms
 from qa.model import Answer, Citation, Turn
 from qa.select import Selection
 from qa.verify import supported
@@ -23,15 +24,16 @@ from qa.verify import supported
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "NOT IN DOCUMENTS"
-SYSTEM = ("Answer the question using only the numbered sentences. Reply in one or two short sentences and put "
-          "the number of each sentence you used in square brackets, like [2]. If the sentences do not answer "
-          f"the question, reply exactly: {NOT_FOUND}")
+SYSTEM = ("Answer the question using only the numbered sentences. Reply in one short sentence that ends with "
+          "the number of the sentence you used in square brackets. If the sentences do not answer the question, "
+          f"reply exactly: {NOT_FOUND}\n\nExample:\n[1] The bridge opened in May.\n[2] It is 40 km long.\n"
+          "Question: How long is the bridge?\nAnswer: The bridge is 40 km long [2].")
 _MARKER = re.compile(r"\[(\d+)\]")
 MAX_HISTORY_CHARS = 300
 
 
 class GroundedGenerator:
-    def __init__(self, model: BaseChatModel, texts: dict[str, str], mode: str, timeout: float, sentences: int = 6):
+    def __init__(self, model: BaseChatModel, texts: dict[str, str], mode: str, timeout: float, sentences: int = 4):
         self.texts, self.mode, self.timeout, self.sentences = texts, mode, timeout, sentences
         prompt = ChatPromptTemplate.from_messages([("system", SYSTEM), MessagesPlaceholder("history"),
                                                    ("human", "{numbered}\n\nQuestion: {question}")])
@@ -66,7 +68,11 @@ class GroundedGenerator:
             log.info("%s model found no answer where extraction did; answering extractively", self.mode)
             return None
         cited = sorted({int(n) for n in _MARKER.findall(answer) if 1 <= int(n) <= len(shown)})
-        answer = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "", answer).strip()
+        answer = re.sub(r"\s+([.,;])", r"\1", _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "",
+                                                           answer)).strip()
+        if not cited:
+            cited = self._attribute(answer, shown)
+            answer = f"{answer} " + "".join(f"[{n}]" for n in cited)
         citations = [Citation(n, shown[n - 1].source, shown[n - 1].start, shown[n - 1].end,
                               shown[n - 1].text_in(self.texts[shown[n - 1].source]), score(selection, shown[n - 1]))
                      for n in cited]
@@ -75,6 +81,14 @@ class GroundedGenerator:
             log.info("%s answer not supported by its citations: %r", self.mode, answer[:200])
             return None
         return Answer(answer, grounded=True, citations=citations, mode=self.mode)
+
+    def _attribute(self, answer: str, shown: list) -> list[int]:
+        """Small models often forget the markers: cite the shown sentence that holds most of the answer's words."""
+        wanted = set(terms(answer))
+        overlap = [(len(wanted & set(terms(span.text_in(self.texts[span.source])))), -n) for n, span in
+                   enumerate(shown, 1)]
+        best, negative = max(overlap, default=(0, 0))
+        return [-negative] if best else []
 
     def _fallback(self, fallback: Answer) -> Answer:
         fallback.mode = f"{fallback.mode}-fallback" if fallback.grounded else fallback.mode

@@ -10,7 +10,7 @@ from qa.model import Answer
 from qa.question import names
 
 log = logging.getLogger(__name__)
-SUPPORTED_SHARE = 0.75  # of a generated answer's content words that its citations (or the question) must hold
+SUPPORTED_SHARE = 0.75  # of a generated answer's words beyond the question that its citations must hold
 
 
 def verify(answer: Answer, texts: dict[str, str]) -> Answer:
@@ -36,7 +36,8 @@ def supported(answer: str, quotes: list[str], question: str) -> bool:
     """Whether an answer's names, numbers and key words all stand in its cited quotes (or the question).
 
     A generated answer may paraphrase, but it may not add a fact: a number or a name that no cited sentence
-    holds, or mostly words the sentences do not use.
+    holds, or words beyond the question's own that the sentences mostly do not use. An answer that only
+    restates the question says nothing and is not supported either.
     """
     body = re.sub(r"\[\d+\]", " ", answer)
     evidence = " ".join(quotes)
@@ -45,6 +46,6 @@ def supported(answer: str, quotes: list[str], question: str) -> bool:
     facts += [w for name in names(body) for w in words(name)]
     if any(fact not in known for fact in facts):
         return False
-    content = terms(body)
-    allowed = set(terms(evidence)) | set(terms(question))
-    return not content or sum(t in allowed for t in content) / len(content) >= SUPPORTED_SHARE
+    asked = set(terms(question))
+    novel = [t for t in terms(body) if t not in asked]
+    return bool(novel) and sum(t in set(terms(evidence)) for t in novel) / len(novel) >= SUPPORTED_SHARE

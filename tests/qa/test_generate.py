@@ -1,0 +1,121 @@
+"""Grounded generation: the support check on its own, then the real 0.5B model in process and over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from index.settings import Settings
+from qa.chain import CitedQA, build
+from qa.generate import GroundedGenerator
+from qa.llm import ModelUnavailable, chat_model, model_file
+from qa.verify import supported
+from tests.conftest import free_port, wait_for
+
+SOLDIERS = "France has 1,500 soldiers in Niger, though coup leaders say they have severed security agreements."
+
+
+def test_supported_answers_only_restate_their_quotes():
+    assert supported("France has 1,500 soldiers in Niger [1].", [SOLDIERS], "How many French soldiers?")
+    assert not supported("France has 2,000 soldiers in Niger [1].", [SOLDIERS], "How many French soldiers?")
+    assert not supported("Emmanuel Macron has 1,500 soldiers [1].", [SOLDIERS], "How many French soldiers?")
+    assert not supported("The population is about twenty million people living mostly in rural areas [1].",
+                         [SOLDIERS], "What is the population of Niger?")
+
+
+def generator(seed_qa: CitedQA, model) -> GroundedGenerator:
+    return GroundedGenerator(model, seed_qa.texts, "local", timeout=60)
+
+
+def test_check_keeps_cited_sentences_verbatim_and_drops_unknown_numbers(seed_qa):
+    selection = seed_qa.selection.invoke(seed_qa.retrieval.invoke({"question": "How many French soldiers are in "
+                                                                                "Niger?"}))
+    shown = [s.span for s in selection.ranked[:6]]
+    first = next(n for n, span in enumerate(shown, 1) if "1,500" in span.text_in(seed_qa.texts[span.source]))
+    checker = GroundedGenerator.__new__(GroundedGenerator)
+    checker.texts, checker.mode = seed_qa.texts, "local"
+    answer = checker.check(f"France has 1,500 soldiers in Niger [{first}] [99].", shown, selection)
+    assert answer is not None and answer.mode == "local" and "[99]" not in answer.answer
+    assert [c.id for c in answer.citations] == [first]
+    assert all(seed_qa.texts[c.source][c.start:c.end] == c.quote for c in answer.citations)
+    assert checker.check(f"France has 4,000 soldiers [{first}].", shown, selection) is None
+    assert checker.check("NOT IN DOCUMENTS", shown, selection) is None
+    assert checker.check("France has 1,500 soldiers.", shown, selection) is None  # cites nothing
+
+
+def test_a_server_that_is_down_gives_the_extractive_answer(seed_qa):
+    settings = Settings(answerer="openai", llm_url=f"http://127.0.0.1:{free_port()}/v1", llm_timeout=5)
+    qa = CitedQA(seed_qa.store, settings, generator=generator(seed_qa, chat_model(settings)))
+    answer = qa.invoke("How many French soldiers are in Niger?")
+    assert answer.mode == "extractive-fallback" and "1,500" in answer.answer and answer.citations
+    assert qa.invoke("What is the population of Niger?").grounded is False
+
+
+def test_missing_backends_are_explained(tmp_path):
+    with pytest.raises(ModelUnavailable, match="CITEQA_LLM_URL"):
+        chat_model(Settings(answerer="openai"))
+    with pytest.raises(ModelUnavailable, match="no model file"):
+        model_file(Settings(local_model=str(tmp_path / "missing.gguf")))
+
+
+def test_an_unavailable_model_leaves_answers_extractive(seed_qa, tmp_path, caplog):
+    settings = seed_qa.settings.model_copy(update={"answerer": "local", "local_model": str(tmp_path / "x.gguf")})
+    qa = build(settings)
+    assert qa.generator is None and qa.mode == "extractive"
+    assert "unavailable" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> str:
+    pytest.importorskip("llama_cpp", reason="the llm extra is not installed (make setup-llm)")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("models"), local_model="qwen2.5-coder-0.5b")
+    return str(model_file(settings))
+
+
+@pytest.fixture(scope="module")
+def local_qa(seed_qa, small_model) -> CitedQA:
+    settings = seed_qa.settings.model_copy(update={"answerer": "local", "local_model": small_model})
+    return CitedQA(seed_qa.store, settings, generator=generator(seed_qa, chat_model(settings)))
+
+
+@pytest.mark.parametrize(("question", "must_say"), [
+    ("How many French soldiers are in Niger?", "1,500"),
+    ("Who is France's foreign affairs minister?", "Colonna"),
+])
+def test_local_model_answers_with_verbatim_citations(local_qa, question, must_say):
+    parts = list(local_qa.stream(question))
+    *deltas, answer = parts
+    assert answer.grounded and must_say in answer.answer and deltas
+    assert answer.mode in ("local", "extractive-fallback")
+    assert all(local_qa.texts[c.source][c.start:c.end] == c.quote for c in answer.citations)
+    assert {"first_token", "total"} <= set(answer.timing_ms)
+
+
+def test_local_model_is_not_asked_when_the_documents_do_not_say(local_qa):
+    answer = local_qa.invoke("What is the population of Niger?")
+    assert (answer.grounded, answer.citations, answer.mode) == (False, [], "extractive")
+
+
+@pytest.fixture(scope="module")
+def llama_server(small_model):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", small_model, "--host",
+                                "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/v1/models", process, 120)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_openai_compatible_server(seed_qa, llama_server):
+    settings = seed_qa.settings.model_copy(update={"answerer": "openai", "llm_url": llama_server, "llm_timeout": 60})
+    qa = CitedQA(seed_qa.store, settings, generator=GroundedGenerator(chat_model(settings), seed_qa.texts, "openai",
+                                                                      timeout=60))
+    answer = qa.invoke("How many French soldiers are in Niger?")
+    assert answer.grounded and "1,500" in answer.answer and answer.mode in ("openai", "extractive-fallback")
+    assert all(qa.texts[c.source][c.start:c.end] == c.quote for c in answer.citations)
