@@ -42,7 +42,10 @@ def test_check_keeps_cited_sentences_verbatim_and_drops_unknown_numbers(seed_qa)
     assert all(seed_qa.texts[c.source][c.start:c.end] == c.quote for c in answer.citations)
     assert checker.check(f"France has 4,000 soldiers [{first}].", shown, selection) is None
     assert checker.check("NOT IN DOCUMENTS", shown, selection) is None
-    assert checker.check("France has 1,500 soldiers.", shown, selection) is None  # cites nothing
+    attributed = checker.check("France has 1,500 soldiers.", shown, selection)  # the model forgot the marker
+    assert attributed is not None and [c.id for c in attributed.citations] == [first]
+    assert attributed.answer == f"France has 1,500 soldiers. [{first}]"
+    assert checker.check("Paris hosts the Olympic games.", shown, selection) is None
 
 
 def test_a_server_that_is_down_gives_the_extractive_answer(seed_qa):
