@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -10,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from qa.chain import CitedQA, QuestionError, text_deltas
+from qa.chain import CitedQA, QuestionError
 from qa.history import HistoryError
 from qa.model import Answer
 
@@ -84,11 +85,17 @@ def router(qa: CitedQA) -> APIRouter:
     def ask(request: AskRequest) -> dict:
         return answer(request).to_dict()
 
-    @api.post("/ask/stream", summary="The same answer as server-sent events: text deltas, then the full reply",
-              response_class=StreamingResponse)
+    @api.post("/ask/stream", response_class=StreamingResponse,
+              summary="Server-sent events: `delta` events with answer text as it is made, then one `answer` event "
+                      "with the checked /api/ask reply (authoritative: a generated answer that fails the support "
+                      "check is replaced by the extractive one)")
     def ask_stream(request: AskRequest) -> StreamingResponse:
-        reply = answer(request)
-        return StreamingResponse(events(reply), media_type="text/event-stream",
+        parts = qa.stream(request.question, [turn.model_dump() for turn in request.history])
+        try:
+            first = next(parts)  # bad input fails here, before the response has started
+        except (QuestionError, HistoryError) as error:
+            raise HTTPException(422, str(error)) from None
+        return StreamingResponse(events(itertools.chain([first], parts)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     @api.get("/health", summary="Readiness and index size")
@@ -110,8 +117,10 @@ def router(qa: CitedQA) -> APIRouter:
     return api
 
 
-def events(reply: Answer) -> Iterator[str]:
-    """SSE frames: one `delta` per word of the answer, then one `answer` with the full contract JSON."""
-    for delta in text_deltas(reply.answer):
-        yield f"event: delta\ndata: {json.dumps({'text': delta}, ensure_ascii=False)}\n\n"
-    yield f"event: answer\ndata: {json.dumps(reply.to_dict(), ensure_ascii=False)}\n\n"
+def events(parts: Iterator[str | Answer]) -> Iterator[str]:
+    """SSE frames: a `delta` per piece of text, then one `answer` with the full contract JSON."""
+    for part in parts:
+        if isinstance(part, Answer):
+            yield f"event: answer\ndata: {json.dumps(part.to_dict(), ensure_ascii=False)}\n\n"
+        else:
+            yield f"event: delta\ndata: {json.dumps({'text': part}, ensure_ascii=False)}\n\n"
