@@ -18,7 +18,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from index.text import terms
 from qa.model import Answer, Citation, Turn
-from qa.select import Selection
+from qa.select import Selection, holds
 from qa.verify import supported
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,12 @@ class GroundedGenerator:
         citations = [Citation(n, shown[n - 1].source, shown[n - 1].start, shown[n - 1].end,
                               shown[n - 1].text_in(self.texts[shown[n - 1].source]), score(selection, shown[n - 1]))
                      for n in cited]
-        if not citations or not supported(answer, [c.quote for c in citations],
-                                          selection.retrieved.query.question.text):
+        question = selection.retrieved.query.question
+        if not citations or not supported(answer, [c.quote for c in citations], question.text):
             log.info("%s answer not supported by its citations: %r", self.mode, answer[:200])
+            return None
+        if not holds(_MARKER.sub(" ", answer), question, near=False):
+            log.info("%s answer lacks the %s asked for: %r", self.mode, question.expect.value, answer[:200])
             return None
         return Answer(answer, grounded=True, citations=citations, mode=self.mode)
 

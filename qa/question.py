@@ -47,9 +47,9 @@ hundreds thousand thousands million millions billion billions half
 _MONTHS = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "january", "february",
     "march", "april", "june", "july", "august", "september", "october", "november", "december"]
+# Words that pin a time down; "years" or "later" alone do not answer "when".
 _TIME_WORDS = frozenset(_MONTHS + """
-monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks month months year
-years ago later earlier day days night morning evening decade
+monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow tonight ago weekend
 """.split())
 _NAME = re.compile(r"(?<![\w'])[A-Z][\w'\u2019-]*(?:\s+(?:[A-Z][\w'\u2019-]*|(?:de|da|al|bin|van|von)\b))*")
 _FOLLOW_UP = re.compile(r"\b(?:he|she|they|him|her|his|hers|their|them|it|its|this|that|these|those|there)\b|"

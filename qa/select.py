@@ -200,12 +200,13 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def holds(text: str, question: Question) -> float:
+def holds(text: str, question: Question, near: bool = True) -> float:
     """1.0 when `text` holds the kind of thing asked for next to what the question is about, else 0.0.
 
     "Next to" is a few words: a count beside the thing counted ("1,500 soldiers"), a date beside the event, a
     name in apposition to the role asked about ("minister, Catherine Colonna", "leader Gen. Abdourahmane
-    Tchiani"). A name or number elsewhere in a long sentence usually answers another question.
+    Tchiani"). A name or number elsewhere in a long sentence usually answers another question. With
+    `near=False` (a short generated answer) the kind of thing anywhere in the text is enough.
     """
     if question.expect is Expect.ANY:
         return 1.0
@@ -220,6 +221,8 @@ def holds(text: str, question: Question) -> float:
         found = [i for i, t in enumerate(tokens) if has_time([w for w in words(t) if w not in asked])]
     else:
         found = _name_positions(tokens, text, asked, skip_capitals=question.expect is Expect.PERSON)
+    if not near:
+        return float(bool(found))
     reach = VALUE_DISTANCE if question.expect in (Expect.NUMBER, Expect.TIME) else NAME_DISTANCE
     return float(any(abs(i - j) <= reach for i in found for j in anchors))
 
