@@ -9,6 +9,8 @@ import re
 
 from index.model import Sentence, Span
 
+# Bump when the rules below change what a sentence is: stored indexes made with other rules get rebuilt.
+SEGMENTATION_VERSION = 2
 _PARAGRAPH = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")
 # A sentence ends at terminal punctuation (and any closing quotes or brackets) followed by white space and
 # something that can open a sentence: a capital, a digit, an opening quote or bracket.
@@ -22,7 +24,10 @@ _INITIALS = re.compile(r"^[(\"'\u201c\u2018]?(?:[A-Za-z]\.)*[A-Za-z]$")
 _TERMINAL = re.compile(r"[.!?:;\"'\u201d\u2019)\]]$")
 _FURNITURE_LINE = re.compile(
     r"^(?:recommended|related|read more|read next|more from|see also|also read|advertisement|sponsored|"
-    r"sign up|subscribe|follow us|share this|click here|watch:|listen:|photos?:|video:)", re.IGNORECASE)
+    r"sign up|subscribe|follow us|share this|click here|watch:|listen:|photos?:|video:|image (?:caption|source)|"
+    r"caption:|copyright|all rights reserved|\u00a9)", re.IGNORECASE)
+# Lines that open a block of their own inside a paragraph: list items, headings, quotes (Markdown and plain).
+_BLOCK_START = re.compile(r"^[ \t]*(?:[-*+\u2022]\s|\d{1,3}[.)]\s|#{1,6}\s|>)", re.MULTILINE)
 _CREDIT = re.compile(r"^\(.*\b(?:photo|photograph|copyright|all rights reserved|getty images|file)\b.*\)$|"
                      r"^\((?:AP|Reuters|AFP)\b[^)]*\)$", re.IGNORECASE | re.DOTALL)
 
@@ -36,11 +41,18 @@ def sentences(text: str, source: str = "") -> list[Sentence]:
     """All sentences of `text` in order, each flagged as furniture or not."""
     result: list[Sentence] = []
     for number, (start, end) in enumerate(paragraphs(text)):
-        line_furniture = is_furniture_paragraph(text[start:end], first=number == 0)
-        for s_start, s_end in _split_paragraph(text, start, end):
-            furniture = line_furniture or bool(_CREDIT.match(text[s_start:s_end]))
-            result.append(Sentence(Span(source, s_start, s_end), number, furniture))
+        for b_start, b_end in blocks(text, start, end):
+            line_furniture = is_furniture_paragraph(text[b_start:b_end], first=not result)
+            for s_start, s_end in _split_paragraph(text, b_start, b_end):
+                furniture = line_furniture or bool(_CREDIT.match(text[s_start:s_end]))
+                result.append(Sentence(Span(source, s_start, s_end), number, furniture))
     return result
+
+
+def blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A paragraph split before each list item, heading or quote line: each is read on its own."""
+    cuts = [start] + [m.start() for m in _BLOCK_START.finditer(text, start, end) if m.start() > start] + [end]
+    return [_trim(text, a, b) for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
 
 
 def is_furniture_paragraph(paragraph: str, first: bool = False) -> bool:

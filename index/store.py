@@ -21,6 +21,7 @@ from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
 from index.model import Chunk, Sentence, SourceText, Span, content_hash, stable_id
+from index.segment import SEGMENTATION_VERSION
 from index.settings import Settings
 from index.text import normalize
 
@@ -64,7 +65,7 @@ class IndexStore:
         self.settings = settings
         self.client = chroma_client(settings)
         self.embeddings = embeddings
-        self.expected = Manifest(embedding_model, settings.chunking)
+        self.expected = Manifest(embedding_model, {**settings.chunking, "segmentation": SEGMENTATION_VERSION})
         self.docs_dir = settings.data_dir / "docs"
         self.manifest_path = settings.data_dir / "manifest.json"
         self.chunks = self._collection("chunks")

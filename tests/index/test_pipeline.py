@@ -97,7 +97,7 @@ def test_other_chunking_is_refused_by_readers_and_rebuilt_by_the_indexer(store, 
         Indexer(changed).check()
     summary = Indexer(changed).run([docs])
     assert summary.rebuilt and summary.kept == 0
-    assert Indexer(changed).check().chunking == {"chunk_sentences": 2, "chunk_overlap": 0}
+    assert Indexer(changed).check().chunking == {"chunk_sentences": 2, "chunk_overlap": 0, "segmentation": 2}
     assert all(len(m["sentence_starts"]) <= 2 for m in stored(changed).values())
 
 

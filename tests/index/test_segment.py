@@ -79,3 +79,12 @@ def test_seed_article_furniture_and_dateline():
     assert dateline.span.start == 638
     assert "niger" in terms(text[dateline.span.start:dateline.span.end])
     assert normalize("NIAMEYNiger’s new junta").startswith("NIAMEY Niger's")
+
+
+def test_markdown_lists_and_headings_are_read_line_by_line():
+    text = ("# Flood report\n\nThe river rose on Monday. Officials said:\n- 3,000 people were moved\n"
+            "- Two bridges closed\n\n## Background\n\nImage caption: A flooded street\n\nRains began in May.")
+    assert [(text[s.span.start:s.span.end], s.furniture) for s in sentences(text)] == [
+        ("# Flood report", False), ("The river rose on Monday.", False), ("Officials said:", False),
+        ("- 3,000 people were moved", False), ("- Two bridges closed", False), ("## Background", True),
+        ("Image caption: A flooded street", True), ("Rains began in May.", False)]
