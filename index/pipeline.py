@@ -90,7 +90,8 @@ class Indexer:
     def _to_embed(self, item: Prepared) -> int:
         old_chunks, old_sentences = self.store.stored_ids(item.doc.source)
         new_sentences = {sentence_id(s, item.doc.text) for s in item.sentences}
-        return len({c.id for c in item.chunks} - old_chunks) + len(new_sentences - old_sentences)
+        return (len({c.id for c in item.chunks} - old_chunks) + len(new_sentences - old_sentences)
+                + len(self.store.new_words(item.doc, item.sentences)))
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings."""

@@ -23,10 +23,11 @@ from langchain_core.embeddings import Embeddings
 from index.model import Chunk, Sentence, SourceText, Span, content_hash, stable_id
 from index.segment import SEGMENTATION_VERSION
 from index.settings import Settings
-from index.text import normalize
+from index.text import STOPWORDS, normalize, stem, words
 
 log = logging.getLogger(__name__)
 BATCH = 64
+EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Snapshot:
     chunks: list[Chunk]
     sentences: list[Sentence]
     sentence_vectors: np.ndarray
+    vocabulary: list[str] = field(default_factory=list)
+    vocabulary_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 384), dtype=np.float32))
 
 
 def chroma_client(settings: Settings) -> chromadb.ClientAPI:
@@ -70,6 +73,7 @@ class IndexStore:
         self.manifest_path = settings.data_dir / "manifest.json"
         self.chunks = self._collection("chunks")
         self.sentences = self._collection("sentences")
+        self.vocabulary = self._collection("terms")
 
     def _collection(self, kind: str) -> Chroma:
         return Chroma(client=self.client, collection_name=f"{self.settings.collection}_{kind}",
@@ -97,10 +101,11 @@ class IndexStore:
 
     # writing
     def clear(self) -> None:
-        """Start over: both collections, the document copies and the manifest."""
-        for store in (self.chunks, self.sentences):
+        """Start over: the collections, the document copies and the manifest."""
+        for store in (self.chunks, self.sentences, self.vocabulary):
             store.delete_collection()
         self.chunks, self.sentences = self._collection("chunks"), self._collection("sentences")
+        self.vocabulary = self._collection("terms")
         shutil.rmtree(self.docs_dir, ignore_errors=True)
         self.manifest_path.unlink(missing_ok=True)
 
@@ -118,6 +123,7 @@ class IndexStore:
         self._add(self.chunks, {k: v for k, v in chunk_rows.items() if k not in old_chunks}, on_embedded)
         self._add(self.sentences, {k: v for k, v in sentence_rows.items() if k not in old_sentences},
                   on_embedded)
+        self._add(self.vocabulary, {w: (w, {"stem": stem(w)}) for w in self.new_words(doc, sentences)}, on_embedded)
         stale_chunks = sorted(old_chunks - chunk_rows.keys())
         self._delete(self.chunks, stale_chunks)
         self._delete(self.sentences, sorted(old_sentences - sentence_rows.keys()))
@@ -127,6 +133,13 @@ class IndexStore:
         copy.write_text(doc.text, encoding="utf-8")
         added = len(chunk_rows.keys() - old_chunks)
         return added, len(chunk_rows) - added, len(stale_chunks)
+
+    def new_words(self, doc: SourceText, sentences: Sequence[Sentence]) -> list[str]:
+        """Words of `doc` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
+        found = sorted({w for s in sentences for w in words(s.span.text_in(doc.text))
+                        if w.isalpha() and len(w) > 2 and w not in STOPWORDS})
+        known = set(self.vocabulary.get(ids=found, include=[])["ids"]) if found else set()
+        return [w for w in found if w not in known]
 
     def remove_source(self, source: str) -> int:
         old_chunks, old_sentences = self.stored_ids(source)
@@ -168,9 +181,13 @@ class IndexStore:
         order = sorted(range(len(rows["ids"])), key=lambda i: (rows["metadatas"][i]["source"],
                                                                rows["metadatas"][i]["start"]))
         sentences = [sentence_from_metadata(rows["metadatas"][i]) for i in order]
-        vectors = np.asarray(rows["embeddings"], dtype=np.float32)[order] if order else np.zeros((0, 384))
+        vectors = (np.asarray(rows["embeddings"], dtype=np.float32)[order] if order
+                   else np.zeros((0, EMPTY_DIMENSIONS), dtype=np.float32))
         texts = {source: self.text(source) or "" for source in {c.span.source for c in chunks}}
-        return Snapshot(texts, sorted(chunks, key=lambda c: (c.span.source, c.span.start)), sentences, vectors)
+        terms = self.vocabulary.get(include=["embeddings"])
+        return Snapshot(texts, sorted(chunks, key=lambda c: (c.span.source, c.span.start)), sentences, vectors,
+                        list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32) if terms["ids"]
+                        else np.zeros((0, vectors.shape[1]), dtype=np.float32))
 
 
 def chunk_metadata(chunk: Chunk) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -10,11 +10,13 @@ from rank_bm25 import BM25Okapi
 
 from index.model import Chunk
 from index.store import IndexStore, Snapshot
-from index.text import normalize, terms
+from index.text import STOPWORDS, normalize, stem, terms, words
 from qa.question import Question
 
 RRF_K = 60
 CONTEXT_WEIGHT = 0.5
+EXPANSIONS = 2  # document words a question word may stand for
+EXPANSION_SIMILARITY = 0.7  # "moscow" ~ "russia" 0.83, "august" ~ "aug" 0.78; "gdp" ~ "economic" 0.62 is not enough
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Retrieved:
     query: Query
     vector: np.ndarray
     chunks: list[tuple[Chunk, float]]
+    # Question words the documents never use, mapped to document words of like meaning ("moscow" → "russia").
+    expansions: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 class HybridRetriever:
@@ -40,6 +44,8 @@ class HybridRetriever:
         self.chunks = {c.id: c for c in snapshot.chunks}
         self.order = [c.id for c in snapshot.chunks]
         self.bm25 = BM25Okapi([terms(c.text) for c in snapshot.chunks]) if snapshot.chunks else None
+        self.vocabulary, self.vocabulary_vectors = snapshot.vocabulary, snapshot.vocabulary_vectors
+        self.known = {stem(w) for w in snapshot.vocabulary} | {t for c in snapshot.chunks for t in terms(c.text)}
 
     def embed(self, query: Query) -> np.ndarray:
         vector = np.asarray(self.embeddings.embed_query(normalize(query.question.text)), dtype=np.float32)
@@ -49,20 +55,39 @@ class HybridRetriever:
             vector /= np.linalg.norm(vector) or 1.0
         return vector
 
+    def expand(self, query: Query) -> dict[str, list[tuple[str, float]]]:
+        """Unseen question words → the documents' nearest words by embedding, when they are near enough."""
+        unseen = {stem(w): w for w in words(query.question.text)
+                  if w.isalpha() and w not in STOPWORDS and stem(w) not in self.known}
+        unseen = {t: w for t, w in unseen.items() if t in query.question.terms}
+        if not unseen or not self.vocabulary:
+            return {}
+        vectors = np.asarray(self.embeddings.embed_documents(list(unseen.values())), dtype=np.float32)
+        similarity = vectors @ self.vocabulary_vectors.T
+        expansions = {}
+        for term, row in zip(unseen, similarity, strict=True):
+            best = np.argsort(-row)[:EXPANSIONS]
+            near = [(stem(self.vocabulary[i]), float(row[i])) for i in best if row[i] >= EXPANSION_SIMILARITY]
+            if near:
+                expansions[term] = near
+        return expansions
+
     def run(self, query: Query) -> Retrieved:
         vector = self.embed(query)
         if not self.chunks:
             return Retrieved(query, vector, [])
+        expansions = self.expand(query)
         dense = [chunk_id for chunk_id, _ in self.store.dense_search(vector.tolist(), self.candidates)]
         fused: dict[str, float] = {}
-        for ranking in (dense, self.keyword_ranking(query)):
+        for ranking in (dense, self.keyword_ranking(query, expansions)):
             for rank, chunk_id in enumerate(ranking):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         best = sorted(fused.items(), key=lambda item: -item[1])[: self.top_k]
-        return Retrieved(query, vector, [(self.chunks[i], score) for i, score in best if i in self.chunks])
+        return Retrieved(query, vector, [(self.chunks[i], score) for i, score in best if i in self.chunks],
+                         expansions)
 
-    def keyword_ranking(self, query: Query) -> list[str]:
-        scores = self.bm25.get_scores(query.question.terms)
+    def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[str]:
+        scores = self.bm25.get_scores(query.question.terms + [t for near in expansions.values() for t, _ in near])
         if query.context:
             scores = scores + CONTEXT_WEIGHT * self.bm25.get_scores(terms(query.context))
         top = np.argsort(-scores)[: self.candidates]

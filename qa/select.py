@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,9 +76,10 @@ class SpanSelector:
         return self.texts.get(span.source, "")[span.start:span.end]
 
     def run(self, retrieved: Retrieved) -> Selection:
-        question = retrieved.query.question
-        weights = Overlap(self._idf(question.terms), self._idf(terms(retrieved.query.context)))
-        scored = sorted(self._candidates(retrieved, weights), key=lambda item: -item[1])
+        question = self._focused(retrieved)
+        weights = Overlap(self._idf(question.terms), self._idf(terms(retrieved.query.context)),
+                          retrieved.expansions)
+        scored = sorted(self._candidates(retrieved, question, weights), key=lambda item: -item[1])
         ranked = [ScoredSpan(self.sentences[row].span, score) for row, score in scored]
         if not scored or scored[0][1] < self.w.threshold:
             return Selection(retrieved, [], ranked)
@@ -90,10 +91,21 @@ class SpanSelector:
                 chosen.append(ScoredSpan(span, score))
         return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)), ranked)
 
+    def _focused(self, retrieved: Retrieved) -> Question:
+        """The question with its focus in the documents' words too: "troops" also looks for "soldiers".
+
+        A focus the documents never use, nor anything like it ("uranium", "mayor"), stays: nothing answers it.
+        """
+        question = retrieved.query.question
+        focus = set(question.focus)
+        for term in question.focus:
+            focus |= {near for near, _ in retrieved.expansions.get(term, [])}
+        return replace(question, focus=frozenset(focus))
+
     def _idf(self, ts: list[str]) -> dict[str, float]:
         return {t: self.idf.get(t, self.unseen_idf) for t in ts}
 
-    def _candidates(self, retrieved: Retrieved, weights: Overlap) -> list[tuple[int, float]]:
+    def _candidates(self, retrieved: Retrieved, question: Question, weights: Overlap) -> list[tuple[int, float]]:
         chunk_score: dict[int, float] = {}
         top = max((score for _, score in retrieved.chunks), default=1.0)
         for chunk, score in retrieved.chunks:
@@ -105,7 +117,6 @@ class SpanSelector:
             return []
         rows = np.fromiter(chunk_score, dtype=np.int64)
         dense = self.vectors[rows] @ retrieved.vector
-        question = retrieved.query.question
         scored = []
         for row, similarity in zip(rows.tolist(), dense.tolist(), strict=True):
             expected = self._expected(row, question)
@@ -175,20 +186,26 @@ class Overlap:
 
     question: dict[str, float]
     context: dict[str, float]
+    expansions: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
     def of(self, sentence_terms: set[str], before: set[str] | frozenset[str] = frozenset()) -> float:
-        """Words in the sentence count fully; words only in the sentence before (a speaker named there) half."""
-        share = _share(self.question, sentence_terms, before)
+        """Words in the sentence count fully; words only in the sentence before (a speaker named there) half;
+        a word the documents never use counts as much as its nearest document word is like it."""
+        share = self._share(self.question, sentence_terms, before)
         if not self.context:
             return share
-        return (share + CONTEXT_WEIGHT * _share(self.context, sentence_terms, before)) / (1 + CONTEXT_WEIGHT)
+        return (share + CONTEXT_WEIGHT * self._share(self.context, sentence_terms, before)) / (1 + CONTEXT_WEIGHT)
 
+    def _share(self, weights: dict[str, float], sentence_terms: set[str], before: set[str] | frozenset[str]) -> float:
+        total = sum(weights.values())
+        return sum(w * self._match(t, sentence_terms, before) for t, w in weights.items()) / total if total else 0.0
 
-def _share(weights: dict[str, float], sentence_terms: set[str], before: set[str] | frozenset[str]) -> float:
-    total = sum(weights.values())
-    found = sum(w if t in sentence_terms else BEFORE_WEIGHT * w for t, w in weights.items()
-                if t in sentence_terms or t in before)
-    return found / total if total else 0.0
+    def _match(self, term: str, sentence_terms: set[str], before: set[str] | frozenset[str]) -> float:
+        if term in sentence_terms:
+            return 1.0
+        near = max((similarity for t, similarity in self.expansions.get(term, []) if t in sentence_terms),
+                   default=0.0)
+        return max(near, BEFORE_WEIGHT if term in before else 0.0)
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -37,6 +37,9 @@ def test_index_stores_exact_offset_chunks_with_scalar_metadata(store, docs):
             assert "Recommended Videos" not in text[meta["sentence_starts"][0]:meta["sentence_ends"][0]]
     assert store.text(ARTICLE.name) == text
     assert summary.line().startswith("indexed 2 files:")
+    snapshot = store.snapshot()
+    assert {"junta", "soldiers", "monday"} <= set(snapshot.vocabulary) and "the" not in snapshot.vocabulary
+    assert snapshot.vocabulary_vectors.shape == (len(snapshot.vocabulary), 384)
 
 
 def test_reindexing_unchanged_files_changes_nothing(store, docs):

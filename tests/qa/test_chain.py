@@ -34,6 +34,7 @@ def test_answers_cite_the_exact_sentence(seed_qa, question, start, end, must_say
     ("When is the ECOWAS deadline?", "Sunday"),
     ("Who teaches at the University of Niamey?", "Amad Hassane Boubacar"),
     ("How much military assistance have the U.S. and partners poured into Niger?", "hundreds of millions"),
+    ("How many troops does Paris have in Niger?", "1,500"),  # "troops" is never used: it stands for "soldiers"
 ])
 def test_cues_find_the_answer_beside_what_is_asked(seed_qa, question, must_say):
     assert must_say in seed_qa.invoke(question).answer
@@ -100,3 +101,9 @@ def test_any_question_gives_verbatim_citations_or_abstains(seed_qa, question):
     for c in answer.citations:
         assert seed_qa.texts[c.source][c.start:c.end] == c.quote
         assert f"[{c.id}]" in answer.answer
+
+
+def test_unseen_question_words_stand_for_the_documents_nearest_words(seed_qa):
+    retrieved = seed_qa.retrieval.invoke({"question": "How many troops does Paris have in Niger?"})
+    assert [t for t, _ in retrieved.expansions["troop"]][0] == "soldi"
+    assert seed_qa.retrieval.invoke({"question": "How much uranium does Niger export?"}).expansions == {}
