@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class Report:
     not_verbatim: int = 0
     retrieved: int = 0
     latencies: list[float] = field(default_factory=list)
+    first_tokens: list[float] = field(default_factory=list)
+    modes: Counter = field(default_factory=Counter)
     misses: list[str] = field(default_factory=list)
 
     def rates(self) -> dict[str, float]:
@@ -40,10 +43,19 @@ class Report:
                 "false_abstain": self.false_abstain / answerable, "retrieval_recall": self.retrieved / answerable}
 
     def summary(self) -> str:
-        lat = sorted(self.latencies) or [0.0]
         rates = " ".join(f"{name} {value:.3f}" for name, value in self.rates().items())
-        return (f"{rates} not_verbatim {self.not_verbatim} cases {self.answerable + self.unanswerable} "
-                f"p50_ms {statistics.median(lat):.1f} p95_ms {lat[int(0.95 * (len(lat) - 1))]:.1f}")
+        line = (f"{rates} not_verbatim {self.not_verbatim} cases {self.answerable + self.unanswerable} "
+                f"{percentiles('', self.latencies)}")
+        if self.first_tokens:
+            modes = ",".join(f"{mode}:{count}" for mode, count in sorted(self.modes.items()))
+            line += f" {percentiles('first_token_', self.first_tokens)} modes {modes}"
+        return line
+
+
+def percentiles(prefix: str, values: list[float]) -> str:
+    ordered = sorted(values) or [0.0]
+    return (f"{prefix}p50_ms {statistics.median(ordered):.1f} "
+            f"{prefix}p95_ms {ordered[int(0.95 * (len(ordered) - 1))]:.1f}")
 
 
 def load_cases(path: Path) -> list[dict]:
@@ -70,6 +82,9 @@ def score(qa: CitedQA, cases: list[dict], texts: dict[str, str], warmup: int = 3
         answers.append((case, answer))
         report.retrieved += bool(case.get("answers")) and evidence_retrieved(qa, case)
         report.latencies.append(answer.timing_ms["total"])
+        report.modes[answer.mode] += 1
+        if "first_token" in answer.timing_ms:
+            report.first_tokens.append(answer.timing_ms["first_token"])
         report.not_verbatim += sum(texts.get(c.source, "")[c.start:c.end] != c.quote for c in answer.citations)
         _tally(report, case, answer)
     return report, answers
