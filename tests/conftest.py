@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,19 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
     raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
+@contextmanager
+def running(command: list[str], ready_url: str, seconds: float, **popen) -> Iterator[subprocess.Popen]:
+    """A real server process, waited for until `ready_url` answers, stopped afterwards."""
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    process = subprocess.Popen(command, **popen)
+    try:
+        wait_for(ready_url, process, seconds)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
 @pytest.fixture(scope="session")
 def embeddings():
     return load_embeddings(None)
@@ -55,15 +69,10 @@ def chroma_url(tmp_path_factory) -> Iterator[str]:
     """A real `chroma run` server on a free loopback port, stopped after the session."""
     port = free_port()
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
-    process = subprocess.Popen([chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")),
-                                "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/api/v2/heartbeat", process, 30)
+    command = [chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1",
+               "--port", str(port)]
+    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", 30):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture(params=["embedded", "server"])

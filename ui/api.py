@@ -43,23 +43,6 @@ class AskRequest(BaseModel):
         return value
 
 
-class CitationOut(BaseModel):
-    id: int
-    source: str
-    start: int
-    end: int
-    quote: str
-    score: float
-
-
-class AnswerOut(BaseModel):
-    answer: str
-    grounded: bool
-    citations: list[CitationOut]
-    mode: str
-    timing_ms: dict[str, float]
-
-
 class SourceOut(BaseModel):
     source: str
     chars: int
@@ -81,7 +64,7 @@ def router(qa: CitedQA) -> APIRouter:
         except (QuestionError, HistoryError) as error:
             raise HTTPException(422, str(error)) from None
 
-    @api.post("/ask", response_model=AnswerOut, summary="Answer a question with verbatim citations")
+    @api.post("/ask", response_model=Answer, summary="Answer a question with verbatim citations")
     def ask(request: AskRequest) -> dict:
         return answer(request).to_dict()
 

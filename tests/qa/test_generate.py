@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -12,7 +11,7 @@ from qa.chain import CitedQA, build
 from qa.generate import GroundedGenerator
 from qa.llm import ModelUnavailable, chat_model, model_file
 from qa.verify import supported
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, running
 
 SOLDIERS = "France has 1,500 soldiers in Niger, though coup leaders say they have severed security agreements."
 
@@ -104,15 +103,10 @@ def test_local_model_is_not_asked_when_the_documents_do_not_say(local_qa):
 @pytest.fixture(scope="module")
 def llama_server(small_model):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", small_model, "--host",
-                                "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/v1/models", process, 120)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", small_model, "--host", "127.0.0.1", "--port",
+               str(port), "--n_ctx", "2048", "--n_threads", "2"]
+    with running(command, f"http://127.0.0.1:{port}/v1/models", 120):
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 def test_openai_compatible_server(seed_qa, llama_server):

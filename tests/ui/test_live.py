@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ARTICLE, ROOT, SEEDS, free_port, wait_for
+from tests.conftest import ARTICLE, ROOT, SEEDS, free_port, running
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,15 +27,10 @@ def server(tmp_path_factory):
     env = {**os.environ, "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("live")), "CITEQA_PORT": str(port)}
     subprocess.run([citeqa, "index", str(SEEDS)], env=env, check=True, capture_output=True)
     log = tmp_path_factory.mktemp("logs") / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([citeqa, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/api/health", process, 120)
+    with log.open("w") as out, running([citeqa, "serve"], f"{url}/api/health", 120, env=env, stdout=out,
+                                       stderr=subprocess.STDOUT):
         yield url, log
-    finally:
-        process.terminate()
-        process.wait(20)
 
 
 def test_server_logs_its_url_when_ready(server):
@@ -96,6 +91,9 @@ def ask_in_page(page, question: str) -> str:
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_chat_in_the_browser(server, browser, width, height):
     page = browser.new_page(viewport={"width": width, "height": height})
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server[0], "data:", "blob:")) else None)
     page.goto(server[0], wait_until="domcontentloaded")
     page.wait_for_selector("textarea")
     answer = ask_in_page(page, "How many French soldiers are in Niger?")
@@ -108,6 +106,7 @@ def test_chat_in_the_browser(server, browser, width, height):
     page.wait_for_function("document.querySelector('#source-panel .source-text').scrollTop > 0")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"chat-{width}x{height}.png"), full_page=True)
+    assert outside == [], "the page reached outside this machine"
     page.close()
 
 
