@@ -24,8 +24,10 @@ _JOINERS = " ,;:\u2014-"
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
 BEFORE_WEIGHT = 0.5  # a question word found only in the sentences before
 CONTEXT_SENTENCES = 2  # "He said…" two sentences after the speaker is named
+SPEAKER_CHARS = 160  # the longest clause cited for who said it
 VALUE_DISTANCE = 6  # words between a count or date and what it counts or dates
-_CLAUSE_BREAK = re.compile(r"(?<=[,;:\u2014])\s+|\s+(?=[\u2014(])|(?<=[\u201d\"])\s+(?=said\b)")
+# Clause breaks: after , ; : — (also when a closing quote follows them), before — or (, and before "said".
+_CLAUSE_BREAK = re.compile(r"(?<=[,;:\u2014])\s+|(?<=[,;:][\u201d\"])\s+|\s+(?=[\u2014(])|(?<=[\u201d\"])\s+(?=said\b)")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class SpanSelector:
             span = self._trim(row, question, weights)
             if score >= self.w.second_ratio * best_score and self._fits(chosen, span):
                 chosen.append(ScoredSpan(span, score))
+        if question.expect is Expect.PERSON and not holds(self.quote(chosen[0].span), question, near=False):
+            speaker = self._speaker(best_row, set(terms(self.quote(chosen[0].span))), question)
+            if speaker is not None and self._fits(chosen, speaker):
+                chosen.append(ScoredSpan(speaker, best_score))
         return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)), ranked)
 
     def _focused(self, retrieved: Retrieved) -> Question:
@@ -159,19 +165,30 @@ class SpanSelector:
         text = self.quote(sentence.span)
         if len(text) <= self.w.max_chars:
             return sentence.span
-        cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]
         best: tuple[tuple[float, int, int], Span] | None = None
-        for i in range(len(cuts) - 1):
-            for j in range(i + 1, len(cuts)):
-                start, end = _strip(text, cuts[i], cuts[j])
-                if end - start > self.w.max_chars:
-                    break
-                piece = text[start:end]
-                rank = (weights.of(set(terms(piece))) + 0.5 * holds(piece, question), len(piece), -i)
-                if best is None or rank > best[0]:
-                    offset = sentence.span.start
-                    best = (rank, Span(sentence.span.source, offset + start, offset + end))
+        for start, end in _clause_windows(text, self.w.max_chars):
+            piece = text[start:end]
+            rank = (weights.of(set(terms(piece))) + 0.5 * holds(piece, question), len(piece), -start)
+            if best is None or rank > best[0]:
+                offset = sentence.span.start
+                best = (rank, Span(sentence.span.source, offset + start, offset + end))
         return best[1] if best else sentence.span
+
+    def _speaker(self, row: int, answer_terms: set[str], question: Question) -> Span | None:
+        """For a "who" answer that names no one ("The spokeswoman described…"): the shortest clause of the two
+        sentences before that names someone and shares a word with it ("spokeswoman Anne-Claire Legendre")."""
+        this = self.sentences[row].span
+        for before in (row - 1, row - 2):
+            if before < 0 or self.sentences[before].span.source != this.source:
+                return None
+            span = self.sentences[before].span
+            text = self.quote(span)
+            windows = [(len(text[a:b]), a, b) for a, b in _clause_windows(text, SPEAKER_CHARS)
+                       if set(terms(text[a:b])) & answer_terms and holds(text[a:b], question, near=False)]
+            if windows:
+                _, start, end = min(windows)
+                return Span(span.source, span.start + start, span.start + end)
+        return None
 
     def _fits(self, chosen: list[ScoredSpan], span: Span) -> bool:
         overlaps = any(c.span.source == span.source and c.span.start < span.end and span.start < c.span.end
@@ -206,6 +223,20 @@ class Overlap:
         near = max((similarity for t, similarity in self.expansions.get(term, []) if t in sentence_terms),
                    default=0.0)
         return max(near, BEFORE_WEIGHT if term in before else 0.0)
+
+
+def _clause_windows(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Every run of whole clauses of `text` up to `max_chars`, without the punctuation that joined them."""
+    cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]
+    windows = []
+    for i in range(len(cuts) - 1):
+        for j in range(i + 1, len(cuts)):
+            start, end = _strip(text, cuts[i], cuts[j])
+            if end - start > max_chars:
+                break
+            if end > start:
+                windows.append((start, end))
+    return windows
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -107,3 +107,9 @@ def test_unseen_question_words_stand_for_the_documents_nearest_words(seed_qa):
     retrieved = seed_qa.retrieval.invoke({"question": "How many troops does Paris have in Niger?"})
     assert [t for t, _ in retrieved.expansions["troop"]][0] == "soldi"
     assert seed_qa.retrieval.invoke({"question": "How much uranium does Niger export?"}).expansions == {}
+
+
+def test_who_answers_cite_the_speaker_named_just_before(seed_qa):
+    answer = seed_qa.invoke("Who called Wagner a recipe for chaos?")
+    assert [(c.start, c.end) for c in answer.citations] == [(3315, 3411), (3502, 3559)]
+    assert "Anne-Claire Legendre" in answer.answer and "recipe for chaos" in answer.answer
