@@ -13,7 +13,16 @@ def answer_markdown(answer: Answer) -> str:
         return f"**Not in the documents.** *{html.escape(answer.answer)}*"
     quotes = "\n".join(f"> **[{c.id}]** “{html.escape(c.quote)}”  \n> <small>{html.escape(c.source)} · "
                        f"characters {c.start}–{c.end}</small>\n>" for c in answer.citations)
-    return f"{html.escape(answer.answer)}\n\n{quotes.rstrip('>').rstrip()}"
+    return f"{html.escape(answer.answer)}\n\n{quotes.rstrip('>').rstrip()}\n\n<small>{how(answer.mode)}</small>"
+
+
+def how(mode: str) -> str:
+    """One line on how the answer was made, so a reader knows what to trust it for."""
+    if mode == "extractive":
+        return "Quoted from the documents."
+    if mode.endswith("-fallback"):
+        return "Quoted from the documents (the language model's answer did not pass the check)."
+    return f"Written by the {html.escape(mode)} language model; its names and numbers were checked against the quotes."
 
 
 def source_html(source: str, text: str, citations: list[Citation], chosen: int | None = None) -> str:

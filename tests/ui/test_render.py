@@ -18,7 +18,10 @@ def test_answer_markdown_escapes_quotes_and_marks_abstention():
     answer = Answer("Beta <script>alert(1)</script> [1]", True, [Citation(1, "a.txt", 19, 49, TEXT[19:49], 1.0)])
     shown = answer_markdown(answer)
     assert "<script>" not in shown and "**[1]**" in shown and "a.txt · characters 19–49" in shown
+    assert shown.endswith("<small>Quoted from the documents.</small>")
     assert answer_markdown(Answer.abstain()).startswith("**Not in the documents.**")
+    assert "did not pass the check" in answer_markdown(Answer("x [1]", True, answer.citations, "extractive-fallback"))
+    assert "local language model" in answer_markdown(Answer("x [1]", True, answer.citations, "local"))
 
 
 def test_documents_list_and_history_round_trip():
