@@ -7,8 +7,10 @@ instead, and so it is when the model fails, is slow, or cites nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -35,6 +37,8 @@ MAX_HISTORY_CHARS = 300
 class GroundedGenerator:
     def __init__(self, model: BaseChatModel, texts: dict[str, str], mode: str, timeout: float, sentences: int = 4):
         self.texts, self.mode, self.timeout, self.sentences = texts, mode, timeout, sentences
+        # One llama.cpp context serves one generation at a time; a server backend takes requests in parallel.
+        self.turn = threading.Lock() if mode == "local" else contextlib.nullcontext()
         prompt = ChatPromptTemplate.from_messages([("system", SYSTEM), MessagesPlaceholder("history"),
                                                    ("human", "{numbered}\n\nQuestion: {question}")])
         self.chain = prompt | model | StrOutputParser()
@@ -50,11 +54,12 @@ class GroundedGenerator:
                    "history": recent(history)}
         text, deadline = "", time.monotonic() + self.timeout
         try:
-            for piece in self.chain.stream(request):
-                text += piece
-                yield piece
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no answer within {self.timeout:.0f} s")
+            with self.turn:
+                for piece in self.chain.stream(request):
+                    text += piece
+                    yield piece
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"no answer within {self.timeout:.0f} s")
         except Exception as error:  # a server down, a timeout, a model crash: the user still gets an answer
             log.error("%s answerer failed (%s); answering extractively", self.mode, error)
             yield self._fallback(fallback)

@@ -116,3 +116,13 @@ def test_openai_compatible_server(seed_qa, llama_server):
     answer = qa.invoke("How many French soldiers are in Niger?")
     assert answer.grounded and "1,500" in answer.answer and answer.mode in ("openai", "extractive-fallback")
     assert all(qa.texts[c.source][c.start:c.end] == c.quote for c in answer.citations)
+
+
+def test_concurrent_questions_share_the_local_model_safely(local_qa):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["How many French soldiers are in Niger?", "When did Wagner come into Mali?"] * 2
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(local_qa.invoke, questions))
+    assert all(a.grounded and a.citations for a in answers)
+    assert all(local_qa.texts[c.source][c.start:c.end] == c.quote for a in answers for c in a.citations)
