@@ -67,7 +67,7 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                 yield history + [{"role": "assistant", "content": html.escape(shown)}], "", gr.update(), \
                     gr.update(), []
         except QuestionError as error:
-            yield history + [{"role": "assistant", "content": f"⚠️ {html.escape(str(error))}"}], message, \
+            yield history + [{"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}], message, \
                 gr.update(), gr.update(), []
             return
         history.append({"role": "assistant", "content": answer_markdown(answer)})
