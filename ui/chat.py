@@ -67,8 +67,8 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                 yield history + [{"role": "assistant", "content": html.escape(shown)}], "", gr.update(), \
                     gr.update(), []
         except QuestionError as error:
-            yield history + [{"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}], message, \
-                gr.update(), gr.update(), []
+            refusal = {"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}
+            yield history + [refusal], message, gr.update(), gr.update(), []
             return
         history.append({"role": "assistant", "content": answer_markdown(answer)})
         picker = gr.update(choices=citation_choices(answer.citations),
