@@ -12,7 +12,7 @@ from index.chunk import chunk_sentences, content_sentences
 from index.load import load_sources
 from index.model import Chunk, Sentence, SourceText
 from index.segment import sentences as segment
-from index.store import IndexStore, Manifest, sentence_id
+from index.store import IndexStore, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,17 @@ class Indexer:
             manifest = None
         manifest = manifest or Manifest(self.store.expected.embedding_model, self.store.expected.chunking)
         changed = [p for p in prepared if manifest.sources.get(p.doc.source, {}).get("sha256") != p.doc.sha256]
-        tick = (progress or (lambda total: lambda n: None))(sum(self._to_embed(p) for p in changed))
-        added = removed = 0
-        for item in changed:
-            a, _, r = self.store.write_source(item.doc, item.chunks, item.sentences, tick)
-            added, removed = added + a, removed + r
-            manifest.sources[item.doc.source] = {"sha256": item.doc.sha256, "chars": len(item.doc.text),
-                                                 "chunks": len(item.chunks)}
+        plans = [self.store.plan(p.doc, p.chunks, p.sentences) for p in changed]
+        new_words = self.store.new_words([(p.doc, p.sentences) for p in changed])
+        tick = (progress or (lambda total: lambda n: None))(sum(p.to_embed for p in plans) + len(new_words))
+        self.store.add_words(new_words, tick)
+        for plan in plans:
+            self.store.write_source(plan, tick)
+            manifest.sources[plan.doc.source] = {"sha256": plan.doc.sha256, "chars": len(plan.doc.text),
+                                                 "chunks": plan.chunks}
             self.store.save_manifest(manifest)
+        added = sum(len(p.new_chunks) for p in plans)
+        removed = sum(len(p.stale_chunks) for p in plans)
         if prune:
             present = {p.doc.source for p in prepared}
             for source in sorted(set(manifest.sources) - present):
@@ -86,12 +89,6 @@ class Indexer:
         self.store.save_manifest(manifest)
         total = sum(len(p.chunks) for p in prepared)
         return IndexSummary(len(prepared), added, total - added, removed, time.perf_counter() - started, rebuilt)
-
-    def _to_embed(self, item: Prepared) -> int:
-        old_chunks, old_sentences = self.store.stored_ids(item.doc.source)
-        new_sentences = {sentence_id(s, item.doc.text) for s in item.sentences}
-        return (len({c.id for c in item.chunks} - old_chunks) + len(new_sentences - old_sentences)
-                + len(self.store.new_words(item.doc, item.sentences)))
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings."""

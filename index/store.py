@@ -54,6 +54,22 @@ class Snapshot:
     vocabulary_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 384), dtype=np.float32))
 
 
+@dataclass(frozen=True)
+class SourcePlan:
+    """The writes that bring one document's rows in the store up to date."""
+
+    doc: SourceText
+    new_chunks: dict[str, tuple[str, dict]]
+    new_sentences: dict[str, tuple[str, dict]]
+    stale_chunks: list[str]
+    stale_sentences: list[str]
+    chunks: int
+
+    @property
+    def to_embed(self) -> int:
+        return len(self.new_chunks) + len(self.new_sentences)
+
+
 def chroma_client(settings: Settings) -> chromadb.ClientAPI:
     quiet = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_url:
@@ -113,33 +129,36 @@ class IndexStore:
         return (set(self.chunks.get(where={"source": source}, include=[])["ids"]),
                 set(self.sentences.get(where={"source": source}, include=[])["ids"]))
 
-    def write_source(self, doc: SourceText, chunks: Sequence[Chunk], sentences: Sequence[Sentence],
-                     on_embedded: Callable[[int], None]) -> tuple[int, int, int]:
-        """Make the store hold exactly these chunks for `doc`; returns (added, kept, removed) chunk counts."""
+    def plan(self, doc: SourceText, chunks: Sequence[Chunk], sentences: Sequence[Sentence]) -> SourcePlan:
+        """What writing `doc` takes: rows new to the store (to embed) and stored rows it no longer has."""
         old_chunks, old_sentences = self.stored_ids(doc.source)
         chunk_rows = {c.id: (c.text, chunk_metadata(c)) for c in chunks}
         sentence_rows = {sentence_id(s, doc.text): (normalize(s.span.text_in(doc.text)), sentence_metadata(s))
                          for s in sentences}
-        self._add(self.chunks, {k: v for k, v in chunk_rows.items() if k not in old_chunks}, on_embedded)
-        self._add(self.sentences, {k: v for k, v in sentence_rows.items() if k not in old_sentences},
-                  on_embedded)
-        self._add(self.vocabulary, {w: (w, {"stem": stem(w)}) for w in self.new_words(doc, sentences)}, on_embedded)
-        stale_chunks = sorted(old_chunks - chunk_rows.keys())
-        self._delete(self.chunks, stale_chunks)
-        self._delete(self.sentences, sorted(old_sentences - sentence_rows.keys()))
-        self.docs_dir.mkdir(parents=True, exist_ok=True)
-        copy = self.docs_dir / doc.source
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(doc.text, encoding="utf-8")
-        added = len(chunk_rows.keys() - old_chunks)
-        return added, len(chunk_rows) - added, len(stale_chunks)
+        return SourcePlan(doc, {k: v for k, v in chunk_rows.items() if k not in old_chunks},
+                          {k: v for k, v in sentence_rows.items() if k not in old_sentences},
+                          sorted(old_chunks - chunk_rows.keys()), sorted(old_sentences - sentence_rows.keys()),
+                          len(chunk_rows))
 
-    def new_words(self, doc: SourceText, sentences: Sequence[Sentence]) -> list[str]:
-        """Words of `doc` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
-        found = sorted({w for s in sentences for w in words(s.span.text_in(doc.text))
+    def write_source(self, plan: SourcePlan, on_embedded: Callable[[int], None]) -> None:
+        """Make the store hold exactly the planned chunks and sentences for the document, and its copy."""
+        self._add(self.chunks, plan.new_chunks, on_embedded)
+        self._add(self.sentences, plan.new_sentences, on_embedded)
+        self._delete(self.chunks, plan.stale_chunks)
+        self._delete(self.sentences, plan.stale_sentences)
+        copy = self.docs_dir / plan.doc.source
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(plan.doc.text, encoding="utf-8")
+
+    def new_words(self, docs: Sequence[tuple[SourceText, Sequence[Sentence]]]) -> list[str]:
+        """Words of `docs` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
+        found = sorted({w for doc, sentences in docs for s in sentences for w in words(s.span.text_in(doc.text))
                         if w.isalpha() and len(w) > 2 and w not in STOPWORDS})
         known = set(self.vocabulary.get(ids=found, include=[])["ids"]) if found else set()
         return [w for w in found if w not in known]
+
+    def add_words(self, new_words: list[str], on_embedded: Callable[[int], None]) -> None:
+        self._add(self.vocabulary, {w: (w, {"stem": stem(w)}) for w in new_words}, on_embedded)
 
     def remove_source(self, source: str) -> int:
         old_chunks, old_sentences = self.stored_ids(source)
