@@ -57,28 +57,26 @@ class SourceText(BaseModel):
 def router(qa: CitedQA) -> APIRouter:
     api = APIRouter()
 
-    def answer(request: AskRequest) -> Answer:
-        history = [turn.model_dump() for turn in request.history]
+    def started(request: AskRequest) -> Iterator[str | Answer]:
+        """The answer's parts, begun: bad input fails here as a 422, before any response has started."""
+        parts = qa.stream(request.question, [turn.model_dump() for turn in request.history])
         try:
-            return qa.invoke(request.question, history)
+            first = next(parts)
         except (QuestionError, HistoryError) as error:
             raise HTTPException(422, str(error)) from None
+        return itertools.chain([first], parts)
 
     @api.post("/ask", response_model=Answer, summary="Answer a question with verbatim citations")
     def ask(request: AskRequest) -> dict:
-        return answer(request).to_dict()
+        *_, answer = started(request)
+        return answer.to_dict()
 
     @api.post("/ask/stream", response_class=StreamingResponse,
               summary="Server-sent events: `delta` events with answer text as it is made, then one `answer` event "
                       "with the checked /api/ask reply (authoritative: a generated answer that fails the support "
                       "check is replaced by the extractive one)")
     def ask_stream(request: AskRequest) -> StreamingResponse:
-        parts = qa.stream(request.question, [turn.model_dump() for turn in request.history])
-        try:
-            first = next(parts)  # bad input fails here, before the response has started
-        except (QuestionError, HistoryError) as error:
-            raise HTTPException(422, str(error)) from None
-        return StreamingResponse(events(itertools.chain([first], parts)), media_type="text/event-stream",
+        return StreamingResponse(events(started(request)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     @api.get("/health", summary="Readiness and index size")
