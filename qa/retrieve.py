@@ -43,9 +43,10 @@ class HybridRetriever:
         self.top_k, self.candidates = top_k, candidates
         self.chunks = {c.id: c for c in snapshot.chunks}
         self.order = [c.id for c in snapshot.chunks]
-        self.bm25 = BM25Okapi([terms(c.text) for c in snapshot.chunks]) if snapshot.chunks else None
+        tokenized = [terms(c.text) for c in snapshot.chunks]
+        self.bm25 = BM25Okapi(tokenized) if tokenized else None
         self.vocabulary, self.vocabulary_vectors = snapshot.vocabulary, snapshot.vocabulary_vectors
-        self.known = {stem(w) for w in snapshot.vocabulary} | {t for c in snapshot.chunks for t in terms(c.text)}
+        self.known = {stem(w) for w in snapshot.vocabulary} | {t for chunk in tokenized for t in chunk}
 
     def embed(self, query: Query) -> np.ndarray:
         vector = np.asarray(self.embeddings.embed_query(normalize(query.question.text)), dtype=np.float32)
