@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/citeqa-wheels
 LLAMA := llama-cpp-python==0.3.36
 LLAMA_FLAGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup setup-llm setup-llm-large run index test lint browser clean
+.PHONY: setup setup-llm setup-llm-large run index train test lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ setup-llm-large: $(VENV)/.installed-llm-large
 
 index: setup
 	$(BIN)/citeqa index seeds
+
+# Rebuilds the shipped reader (qa/reader) from ../shared/train: about 30 minutes on 2 cores. `make run` never trains.
+train: setup
+	$(BIN)/citeqa train
 
 run: index
 	$(if $(LLM),CITEQA_ANSWERER=local) $(BIN)/citeqa serve --host $(HOST) --port $(PORT)

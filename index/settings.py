@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     chunk_sentences: int = Field(4, ge=1, le=20, description="Sentences per retrieval chunk.")
     chunk_overlap: int = Field(2, ge=0, le=19, description="Sentences shared by neighbouring chunks.")
     top_k: int = Field(6, ge=1, le=50, description="Chunks handed from retrieval to span selection.")
+    selector: Literal["rules", "learned"] = Field(
+        "rules", description="rules (hand-weighted cues) or learned (the reader trained by `citeqa train`, on trial).")
+    reader_dir: Path | None = Field(None, description="A reader from `citeqa train --out`; default: the shipped one.")
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     answerer: Literal["extractive", "local", "openai"] = Field(

@@ -17,9 +17,11 @@ from index.store import IndexStore
 from qa.compose import compose
 from qa.generate import GroundedGenerator
 from qa.history import follow_up_context, turns
+from qa.learned import LearnedSelector
 from qa.llm import ModelUnavailable, chat_model
 from qa.model import Answer
 from qa.question import read
+from qa.reader import READER_DIR, load_reader
 from qa.retrieve import HybridRetriever, Query
 from qa.select import SpanSelector, Weights
 from qa.verify import verify
@@ -48,7 +50,10 @@ class CitedQA:
         retriever = HybridRetriever(store, self.snapshot, store.embeddings, settings.top_k)
         self.retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(
             retriever.run, name="retrieve")
-        self.selection: Runnable = RunnableLambda(SpanSelector(self.snapshot, weights).run, name="select_spans")
+        table = SpanSelector(self.snapshot, weights)
+        selector = (LearnedSelector(table, load_reader(settings.reader_dir or READER_DIR))
+                    if settings.selector == "learned" else table)
+        self.selection: Runnable = RunnableLambda(selector.run, name="select_spans")
         self.extraction: Runnable = (RunnableLambda(lambda s: compose(s, self.texts), name="compose")
                                      | RunnableLambda(lambda a: verify(a, self.texts), name="verify"))
         self.chain: Runnable = self.retrieval | self.selection | self.extraction
@@ -113,12 +118,11 @@ def open_store(settings: Settings) -> IndexStore:
     return IndexStore(settings, load_embeddings(path), model_name(path))
 
 
-def build(settings: Settings) -> CitedQA:
-    """The chain over the stored index; refuses an index made with other settings.
-
-    A generative backend that cannot be loaded is logged and left out: answers stay extractive.
+def build(settings: Settings, store: IndexStore | None = None) -> CitedQA:
+    """The chain over the stored index (by default the one the settings name); refuses an index made with other
+    settings. A generative backend that cannot be loaded is logged and left out: answers stay extractive.
     """
-    store = open_store(settings)
+    store = store or open_store(settings)
     Indexer(store).check()
     qa = CitedQA(store, settings)
     if settings.answerer != "extractive":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.model import Answer, Citation
+from qa.model import Answer, Citation, ShortAnswer
 from qa.select import Selection
 
 
@@ -12,7 +12,7 @@ def compose(selection: Selection, texts: dict[str, str]) -> Answer:
     citations = [Citation(n, s.span.source, s.span.start, s.span.end, s.span.text_in(texts[s.span.source]),
                           round(s.score, 3)) for n, s in enumerate(selection.spans, start=1)]
     return Answer(" ".join(f"{as_answer(c.quote)} [{c.id}]" for c in citations), grounded=True,
-                  citations=citations)
+                  citations=citations, short_answer=ShortAnswer.of(selection.short, texts) if selection.short else None)
 
 
 def as_answer(quote: str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
+import string
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.settings import Settings
 from qa.chain import CitedQA
 from qa.model import Answer
 
@@ -31,6 +34,8 @@ class Report:
     abstain_ok: int = 0
     not_verbatim: int = 0
     retrieved: int = 0
+    short_exact: float = 0.0
+    short_f1: float = 0.0
     latencies: list[float] = field(default_factory=list)
     first_tokens: list[float] = field(default_factory=list)
     modes: Counter = field(default_factory=Counter)
@@ -42,10 +47,19 @@ class Report:
                 "cited": self.cited / answerable, "abstain_ok": self.abstain_ok / unanswerable,
                 "false_abstain": self.false_abstain / answerable, "retrieval_recall": self.retrieved / answerable}
 
+    def sa_em(self) -> float:
+        return self.short_exact / max(1, self.answerable)
+
+    def sa_f1(self) -> float:
+        return self.short_f1 / max(1, self.answerable)
+
+    def p50(self) -> float:
+        return round(statistics.median(self.latencies), 1) if self.latencies else 0.0
+
     def summary(self) -> str:
         rates = " ".join(f"{name} {value:.3f}" for name, value in self.rates().items())
-        line = (f"{rates} not_verbatim {self.not_verbatim} cases {self.answerable + self.unanswerable} "
-                f"{percentiles('', self.latencies)}")
+        line = (f"{rates} sa_em {self.sa_em():.3f} sa_f1 {self.sa_f1():.3f} not_verbatim {self.not_verbatim} "
+                f"cases {self.answerable + self.unanswerable} {percentiles('', self.latencies)}")
         if self.first_tokens:
             modes = ",".join(f"{mode}:{count}" for mode, count in sorted(self.modes.items()))
             line += f" {percentiles('first_token_', self.first_tokens)} modes {modes}"
@@ -58,6 +72,27 @@ def percentiles(prefix: str, values: list[float]) -> str:
             f"{prefix}p95_ms {ordered[int(0.95 * (len(ordered) - 1))]:.1f}")
 
 
+def separate_store(settings: Settings, docs: Path) -> Settings:
+    """Settings for an embedded store of its own for `docs`, kept between runs (only changes re-embed)."""
+    key = hashlib.sha1(str(docs.resolve()).encode()).hexdigest()[:10]
+    return settings.model_copy(update={"data_dir": settings.data_dir / "eval" / key, "chroma_url": None})
+
+
+def squad_normal(text: str) -> list[str]:
+    """SQuAD's answer normalization: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return re.sub(r"\b(a|an|the)\b", " ", text).split()
+
+
+def squad_f1(predicted: str, gold: str) -> float:
+    p, g = squad_normal(predicted), squad_normal(gold)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not p or not g or not common:
+        return float(p == g)
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
 def load_cases(path: Path) -> list[dict]:
     cases = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -68,8 +103,16 @@ def load_cases(path: Path) -> list[dict]:
                 raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
             if not isinstance(case, dict) or not isinstance(case.get("question"), str):
                 raise ValueError(f"{path}:{number}: needs a \"question\" string")
-            cases.append(case)
+            cases.append(with_evidence(case))
     return cases
+
+
+def with_evidence(case: dict) -> dict:
+    """A case in either gold format: eval's (`evidence_spans`) or the training files' (`answer_spans`)."""
+    if "evidence_spans" in case or "answer_spans" not in case:
+        return case
+    return {**case, "evidence_spans": case["answer_spans"],
+            "answers": [] if case.get("unanswerable") else case.get("answers", [])}
 
 
 def score(qa: CitedQA, cases: list[dict], texts: dict[str, str], warmup: int = 3) -> tuple[Report, list]:
@@ -113,6 +156,10 @@ def _tally(report: Report, case: dict, answer: Answer) -> None:
                 for c in answer.citations for s, e in case.get("evidence_spans", []))
     length = len(re.sub(r"\s*\[\d+\]", "", answer.answer))
     report.correct += correct
+    short = answer.short_answer
+    if short is not None and answer.grounded:
+        report.short_exact += max(float(squad_normal(short.text) == squad_normal(a)) for a in case["answers"])
+        report.short_f1 += max(squad_f1(short.text, a) for a in case["answers"])
     report.short += correct and length <= SHORT_CHARS
     report.cited += cited
     report.false_abstain += not answer.grounded

@@ -19,7 +19,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from index.text import terms
-from qa.model import Answer, Citation, Turn
+from qa.model import Answer, Citation, ShortAnswer, Turn
 from qa.select import Selection, holds
 from qa.verify import supported
 
@@ -82,13 +82,19 @@ class GroundedGenerator:
                               shown[n - 1].text_in(self.texts[shown[n - 1].source]), score(selection, shown[n - 1]))
                      for n in cited]
         question = selection.retrieved.query.question
+        if not all(selection.answers(shown[n - 1]) for n in cited):
+            log.info("%s answer cites a sentence the selector does not score as answering: %r", self.mode,
+                     answer[:200])
+            return None
         if not citations or not supported(answer, [c.quote for c in citations], question.text):
             log.info("%s answer not supported by its citations: %r", self.mode, answer[:200])
             return None
         if not holds(_MARKER.sub(" ", answer), question, near=False):
             log.info("%s answer lacks the %s asked for: %r", self.mode, question.expect.value, answer[:200])
             return None
-        return Answer(answer, grounded=True, citations=citations, mode=self.mode)
+        short = ShortAnswer.of(selection.short, self.texts) if selection.short else None
+        return Answer(answer, grounded=True, citations=citations, mode=self.mode,
+                      short_answer=short if short and short.inside(citations) else None)
 
     def _attribute(self, answer: str, shown: list) -> list[int]:
         """Small models often forget the markers: cite the shown sentence that holds most of the answer's words."""

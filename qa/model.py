@@ -30,6 +30,23 @@ class Citation:
         return Span(self.source, self.start, self.end)
 
 
+@dataclass(frozen=True, slots=True)
+class ShortAnswer:
+    """The shortest exact words that answer (a number, a name, a date), inside one of the cited quotes."""
+
+    text: str
+    source: str
+    start: int
+    end: int
+
+    @classmethod
+    def of(cls, span: Span, texts: dict[str, str]) -> ShortAnswer:
+        return cls(span.text_in(texts.get(span.source, "")), span.source, span.start, span.end)
+
+    def inside(self, citations: list[Citation]) -> bool:
+        return any(c.source == self.source and c.start <= self.start and self.end <= c.end for c in citations)
+
+
 @dataclass
 class Answer:
     answer: str
@@ -37,6 +54,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     mode: str = "extractive"
     timing_ms: dict[str, float] = field(default_factory=dict)
+    short_answer: ShortAnswer | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

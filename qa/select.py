@@ -47,6 +47,24 @@ class ScoredSpan:
     score: float
 
 
+@dataclass(frozen=True)
+class Found:
+    """A retrieved sentence (its row in the snapshot) and the cheap signals both selectors start from."""
+
+    row: int
+    dense: float  # cosine of its own vector with the question's
+    overlap: float  # IDF-weighted share of the question's words it holds (`Overlap.of`)
+    chunk: float  # its best chunk's fused retrieval score, over the best chunk's
+
+
+@dataclass(frozen=True)
+class Evidence:
+    retrieved: Retrieved
+    question: Question
+    overlap: Overlap
+    found: list[Found]
+
+
 @dataclass
 class Selection:
     """The spans chosen to answer, and every candidate sentence ranked (what a language model is shown)."""
@@ -54,6 +72,11 @@ class Selection:
     retrieved: Retrieved
     spans: list[ScoredSpan]
     ranked: list[ScoredSpan] = field(default_factory=list)
+    short: Span | None = None  # the exact words that answer, inside one of `spans`
+    floor: float = 0.0  # the score in `ranked` at which a sentence counts as answering the question
+
+    def answers(self, span: Span) -> bool:
+        return any(s.span == span and s.score >= self.floor for s in self.ranked)
 
     @property
     def grounded(self) -> bool:
@@ -68,7 +91,7 @@ class SpanSelector:
         self.sentences = snapshot.sentences
         self.vectors = snapshot.sentence_vectors
         self.terms = [set(terms(self.quote(s.span))) for s in snapshot.sentences]
-        self.before = [set(terms(self._previous(row, CONTEXT_SENTENCES))) for row in range(len(self.sentences))]
+        self.before = [set(terms(self.previous(row, CONTEXT_SENTENCES))) for row in range(len(self.sentences))]
         frequency = Counter(t for ts in self.terms for t in ts)
         total = max(1, len(self.terms))
         self.idf = {t: math.log(1 + total / n) for t, n in frequency.items()}
@@ -78,13 +101,12 @@ class SpanSelector:
         return self.texts.get(span.source, "")[span.start:span.end]
 
     def run(self, retrieved: Retrieved) -> Selection:
-        question = self._focused(retrieved)
-        weights = Overlap(self._idf(question.terms), self._idf(terms(retrieved.query.context)),
-                          retrieved.expansions)
-        scored = sorted(self._candidates(retrieved, question, weights), key=lambda item: -item[1])
+        evidence = self.evidence(retrieved)
+        question, weights = evidence.question, evidence.overlap
+        scored = sorted(self._candidates(evidence), key=lambda item: -item[1])
         ranked = [ScoredSpan(self.sentences[row].span, score) for row, score in scored]
         if not scored or scored[0][1] < self.w.threshold:
-            return Selection(retrieved, [], ranked)
+            return Selection(retrieved, [], ranked, floor=self.w.threshold)
         best_row, best_score = scored[0]
         chosen = [ScoredSpan(self._trim(best_row, question, weights), best_score)]
         for row, score in scored[1:3]:
@@ -95,7 +117,25 @@ class SpanSelector:
             speaker = self._speaker(best_row, set(terms(self.quote(chosen[0].span))), question)
             if speaker is not None and self._fits(chosen, speaker):
                 chosen.append(ScoredSpan(speaker, best_score))
-        return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)), ranked)
+        return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)), ranked,
+                         floor=self.w.threshold)
+
+    def evidence(self, retrieved: Retrieved) -> Evidence:
+        """Every sentence of the retrieved chunks with what both selectors weigh: meaning, shared words, rank."""
+        question = self._focused(retrieved)
+        overlap = Overlap(self._idf(question.terms), self._idf(terms(retrieved.query.context)), retrieved.expansions)
+        chunk_score: dict[int, float] = {}
+        top = max((score for _, score in retrieved.chunks), default=1.0)
+        for chunk, score in retrieved.chunks:
+            for span in chunk.sentences:
+                row = self.row.get((span.source, span.start))
+                if row is not None:
+                    chunk_score[row] = max(chunk_score.get(row, 0.0), score / top)
+        rows = np.fromiter(chunk_score, dtype=np.int64)
+        dense = (self.vectors[rows] @ retrieved.vector).tolist() if len(rows) else []
+        found = [Found(row, similarity, overlap.of(self.terms[row], self.before[row]), chunk_score[row])
+                 for row, similarity in zip(rows.tolist(), dense, strict=True)]
+        return Evidence(retrieved, question, overlap, found)
 
     def _focused(self, retrieved: Retrieved) -> Question:
         """The question with its focus in the documents' words too: "troops" also looks for "soldiers".
@@ -111,25 +151,13 @@ class SpanSelector:
     def _idf(self, ts: list[str]) -> dict[str, float]:
         return {t: self.idf.get(t, self.unseen_idf) for t in ts}
 
-    def _candidates(self, retrieved: Retrieved, question: Question, weights: Overlap) -> list[tuple[int, float]]:
-        chunk_score: dict[int, float] = {}
-        top = max((score for _, score in retrieved.chunks), default=1.0)
-        for chunk, score in retrieved.chunks:
-            for span in chunk.sentences:
-                row = self.row.get((span.source, span.start))
-                if row is not None:
-                    chunk_score[row] = max(chunk_score.get(row, 0.0), score / top)
-        if not chunk_score:
-            return []
-        rows = np.fromiter(chunk_score, dtype=np.int64)
-        dense = self.vectors[rows] @ retrieved.vector
+    def _candidates(self, evidence: Evidence) -> list[tuple[int, float]]:
         scored = []
-        for row, similarity in zip(rows.tolist(), dense.tolist(), strict=True):
-            expected = self._expected(row, question)
+        for found in evidence.found:
+            expected = self._expected(found.row, evidence.question)
             if expected is not None:
-                overlap = weights.of(self.terms[row], self.before[row])
-                scored.append((row, self.w.dense * similarity + self.w.overlap * overlap
-                               + self.w.expected * expected * overlap + self.w.chunk * chunk_score[row]))
+                scored.append((found.row, self.w.dense * found.dense + self.w.overlap * found.overlap
+                               + self.w.expected * expected * found.overlap + self.w.chunk * found.chunk))
         return scored
 
     def _expected(self, row: int, question: Question) -> float | None:
@@ -148,12 +176,12 @@ class SpanSelector:
             return 1.0 if here else None
         if here:
             return here
-        before = holds(self._previous(row), question)
+        before = holds(self.previous(row), question)
         if question.focus and not before:
             return None  # "Who is the president of X?" wants a name beside "president", here or just before
         return 0.5 * before - 0.5
 
-    def _previous(self, row: int, count: int = 1) -> str:
+    def previous(self, row: int, count: int = 1) -> str:
         """The content sentences just before, in the same source: where a quote's speaker is often named."""
         source = self.sentences[row].span.source
         before = [s for s in self.sentences[max(0, row - count):row] if s.span.source == source]
@@ -166,7 +194,7 @@ class SpanSelector:
         if len(text) <= self.w.max_chars:
             return sentence.span
         best: tuple[tuple[float, int, int], Span] | None = None
-        for start, end in _clause_windows(text, self.w.max_chars):
+        for start, end in clause_windows(text, self.w.max_chars):
             piece = text[start:end]
             rank = (weights.of(set(terms(piece))) + 0.5 * holds(piece, question), len(piece), -start)
             if best is None or rank > best[0]:
@@ -183,7 +211,7 @@ class SpanSelector:
                 return None
             span = self.sentences[before].span
             text = self.quote(span)
-            windows = [(len(text[a:b]), a, b) for a, b in _clause_windows(text, SPEAKER_CHARS)
+            windows = [(len(text[a:b]), a, b) for a, b in clause_windows(text, SPEAKER_CHARS)
                        if set(terms(text[a:b])) & answer_terms and holds(text[a:b], question, near=False)]
             if windows:
                 _, start, end = min(windows)
@@ -225,7 +253,7 @@ class Overlap:
         return max(near, BEFORE_WEIGHT if term in before else 0.0)
 
 
-def _clause_windows(text: str, max_chars: int) -> list[tuple[int, int]]:
+def clause_windows(text: str, max_chars: int) -> list[tuple[int, int]]:
     """Every run of whole clauses of `text` up to `max_chars`, without the punctuation that joined them."""
     cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]
     windows = []

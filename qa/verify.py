@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 
 from index.text import terms, words
 from qa.model import Answer
@@ -14,6 +15,7 @@ SUPPORTED_SHARE = 0.75  # of a generated answer's words beyond the question that
 
 
 def verify(answer: Answer, texts: dict[str, str]) -> Answer:
+    """The answer with only verbatim citations, and its short answer only when verbatim and inside one of them."""
     kept = []
     for citation in answer.citations:
         text = texts.get(citation.source)
@@ -22,14 +24,20 @@ def verify(answer: Answer, texts: dict[str, str]) -> Answer:
         else:
             log.error("dropped a citation that is not verbatim: %s [%d, %d)", citation.source, citation.start,
                       citation.end)
+    short = answer.short_answer
+    if short is not None and not (short.text and texts.get(short.source, "")[short.start:short.end] == short.text
+                                  and short.inside(kept)):
+        log.error("dropped a short answer that is not verbatim inside a citation: %s [%d, %d)", short.source,
+                  short.start, short.end)
+        short = None
     if len(kept) == len(answer.citations):
-        return answer
+        return answer if short is answer.short_answer else replace(answer, short_answer=short)
     if not kept:
         return Answer.abstain(answer.mode)
     dropped = {c.id for c in answer.citations} - {c.id for c in kept}
     text = re.sub(r"[^\[\]]*?\[(\d+)\]", lambda m: "" if int(m.group(1)) in dropped else m.group(0),
                   answer.answer).strip()
-    return Answer(text, answer.grounded, kept, answer.mode, answer.timing_ms)
+    return Answer(text, answer.grounded, kept, answer.mode, answer.timing_ms, short)
 
 
 def supported(answer: str, quotes: list[str], question: str) -> bool:

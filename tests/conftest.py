@@ -88,9 +88,20 @@ def store(settings, embeddings) -> IndexStore:
 
 
 @pytest.fixture(scope="session")
-def seed_qa(tmp_path_factory, embeddings) -> CitedQA:
-    """The chain over the seed article, indexed once for the whole session."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("seed-index"))
-    store = IndexStore(settings, embeddings, model_name(None))
+def seed_store(tmp_path_factory, embeddings) -> IndexStore:
+    """The seed article, indexed once for the whole session."""
+    store = IndexStore(Settings(data_dir=tmp_path_factory.mktemp("seed-index")), embeddings, model_name(None))
     Indexer(store).run([SEEDS])
-    return CitedQA(store, settings)
+    return store
+
+
+@pytest.fixture(scope="session")
+def seed_qa(seed_store) -> CitedQA:
+    """The chain over the seed article with the default (rule-based) selector."""
+    return CitedQA(seed_store, seed_store.settings)
+
+
+@pytest.fixture(scope="session")
+def seed_learned_qa(seed_store) -> CitedQA:
+    """The same chain with the learned selector (the shipped reader), on trial beside the rules."""
+    return CitedQA(seed_store, seed_store.settings.model_copy(update={"selector": "learned"}))

@@ -27,6 +27,7 @@ CSS = """
 #source-panel .source-title { font-weight: 600; margin-bottom: 0.4rem; }
 #source-panel mark.cite { background: #fff1a8; color: inherit; border-radius: 3px; padding: 0 1px; }
 #source-panel mark.cite.focus { background: #ffd43b; outline: 2px solid #f59f00; }
+#source-panel mark.short { background: #ffa94d; font-weight: 700; color: inherit; padding: 0; }
 #source-panel mark sup { color: #b35c00; font-weight: 700; margin-right: 2px; }
 @media (max-width: 640px) { #source-panel .source-text { max-height: 320px; } }
 """
@@ -44,15 +45,18 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
     def citation_choices(citations: list[Citation]) -> list[tuple[str, int]]:
         return [(f"[{c.id}] {c.quote[:70]}{'…' if len(c.quote) > 70 else ''}", c.id) for c in citations]
 
-    def show(citations: list[Citation], chosen: int | None) -> str:
+    def show(latest: Answer | None, chosen: int | None) -> str:
+        """The source of the chosen citation of the latest answer, its quotes and short answer marked."""
+        citations = latest.citations if latest else []
         picked = next((c for c in citations if c.id == chosen), citations[0] if citations else None)
         source = picked.source if picked else default_source
-        return source_html(source, qa.texts.get(source, ""), citations, picked.id if picked else None)
+        return source_html(source, qa.texts.get(source, ""), citations, picked.id if picked else None,
+                           latest.short_answer if latest else None)
 
     def respond(message: str, history: list[dict[str, Any]]) -> Iterator[tuple]:
         history = list(history or [])
         if not message or not message.strip():
-            yield history, gr.update(), gr.update(), gr.update(), []
+            yield history, gr.update(), gr.update(), gr.update(), None
             return
         asked = plain_history(history)
         history.append({"role": "user", "content": html.escape(message)})
@@ -65,21 +69,21 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                     break
                 shown += part
                 yield history + [{"role": "assistant", "content": html.escape(shown)}], "", gr.update(), \
-                    gr.update(), []
+                    gr.update(), None
         except QuestionError as error:
             refusal = {"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}
-            yield history + [refusal], message, gr.update(), gr.update(), []
+            yield history + [refusal], message, gr.update(), gr.update(), None
             return
         history.append({"role": "assistant", "content": answer_markdown(answer)})
         picker = gr.update(choices=citation_choices(answer.citations),
                            value=answer.citations[0].id if answer.citations else None,
                            visible=bool(answer.citations))
-        yield history, "", picker, show(answer.citations, None), answer.citations
+        yield history, "", picker, show(answer, None), answer
 
     with gr.Blocks(title="citeqa: answers with their sources") as demo:
         gr.Markdown("## citeqa\nAsk about the documents. Every answer quotes the exact passages it stands on; "
                     "when the documents do not say, it tells you so.")
-        citations = gr.State([])
+        latest = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
                 chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=520, feedback_options=None,
@@ -94,14 +98,14 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                 gr.Markdown(documents_markdown(qa.sources()), elem_id="documents")
                 picker = gr.Radio(label="Citations of the latest answer", choices=[], visible=False,
                                   elem_id="citation-picker")
-                panel = gr.HTML(show(citations=[], chosen=None), elem_id="source-panel")
+                panel = gr.HTML(show(None, chosen=None), elem_id="source-panel")
 
-        outputs = [chatbot, question, picker, panel, citations]
+        outputs = [chatbot, question, picker, panel, latest]
         for trigger in (question.submit, send.click):
             trigger(respond, [question, chatbot], outputs, api_visibility="private").then(
                 None, js=SCROLL_TO_HIGHLIGHT)
-        picker.input(show, [citations, picker], panel, api_visibility="private").then(None, js=SCROLL_TO_HIGHLIGHT)
-        clear.click(lambda: ([], "", gr.update(choices=[], value=None, visible=False), show([], None), []),
+        picker.input(show, [latest, picker], panel, api_visibility="private").then(None, js=SCROLL_TO_HIGHLIGHT)
+        clear.click(lambda: ([], "", gr.update(choices=[], value=None, visible=False), show(None, None), None),
                     None, outputs, api_visibility="private")
 
         def ask(question: str, history: list[dict] | None = None) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -19,9 +18,11 @@ EXAMPLES = """examples:
   citeqa ask "How many French soldiers are in Niger?"
   citeqa ask "What did he say about Tchiani?" --history chat.json --json
   citeqa eval ../shared/eval/qa-dev.jsonl --docs seeds
+  citeqa train                       rebuild the shipped reader from ../shared/train
   citeqa serve --port 7860
 
-settings (environment): CITEQA_DATA_DIR, CITEQA_CHROMA_URL, CITEQA_HOST, CITEQA_PORT, CITEQA_ANSWERER"""
+settings (environment): CITEQA_DATA_DIR, CITEQA_CHROMA_URL, CITEQA_HOST, CITEQA_PORT, CITEQA_ANSWERER,
+  CITEQA_SELECTOR (learned or rules)"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,7 +47,20 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("qa_file", type=Path, metavar="QA.jsonl")
     evaluate.add_argument("--docs", type=Path, metavar="DIR",
                           help="index DIR into a separate evaluation store first (default: the current index)")
+    evaluate.add_argument("--doc", action="append", metavar="NAME",
+                          help="only the questions about this document (repeatable), e.g. a measuring split")
     evaluate.add_argument("--show", action="store_true", help="print every answer")
+
+    learn = commands.add_parser(
+        "train", help="train the answer reader from labelled questions (about 30 minutes on 2 cores)",
+        description="Builds the reader (a MiniLM cross-encoder with a short-answer head) from SQuAD-style "
+        "questions, fits when to abstain on calibration articles, and prints figures on articles it never saw.")
+    learn.add_argument("--data", type=Path, default=Path("../shared/train"), metavar="DIR",
+                       help="docs/ and qa.jsonl / qa-v1.jsonl (default: ../shared/train)")
+    learn.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help="where the reader goes (default: the shipped one, qa/reader)")
+    learn.add_argument("--questions", type=int, help="learning questions sampled (default: the recipe's 5,000)")
+    learn.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
 
     serve = commands.add_parser("serve", help="start the chat and the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, CITEQA_HOST)")
@@ -62,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
     except ValueError as error:
         return fail(f"bad setting: {error}")
-    handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "serve": run_serve}[args.command]
+    handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "train": run_train,
+               "serve": run_serve}[args.command]
     try:
         return handler(args, settings)
     except KeyboardInterrupt:
@@ -104,13 +119,15 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from index.pipeline import IncompatibleIndex
     from qa.chain import QuestionError, build
     from qa.history import HistoryError
+    from qa.reader import ReaderMissing
 
     try:
         history = json.loads(args.history.read_text(encoding="utf-8")) if args.history else []
-        answer = build(settings).invoke(args.question, history)
     except (OSError, json.JSONDecodeError) as error:
         return fail(f"cannot read --history {args.history}: {error}")
-    except (QuestionError, HistoryError, IncompatibleIndex) as error:
+    try:
+        answer = build(settings).invoke(args.question, history)
+    except (QuestionError, HistoryError, IncompatibleIndex, ReaderMissing) as error:
         return fail(str(error))
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -124,18 +141,16 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from index.load import IngestError
     from index.pipeline import IncompatibleIndex, Indexer
-    from qa.chain import CitedQA, build, open_store
-    from qa.evaluate import load_cases, score
+    from qa.chain import build, open_store
+    from qa.evaluate import load_cases, score, separate_store
 
     try:
-        cases = load_cases(args.qa_file)
+        cases = [c for c in load_cases(args.qa_file) if not args.doc or c.get("doc") in args.doc]
         if args.docs:
-            key = hashlib.sha1(str(args.docs.resolve()).encode()).hexdigest()[:10]
-            settings = settings.model_copy(update={"data_dir": settings.data_dir / "eval" / key,
-                                                   "chroma_url": None})
+            settings = separate_store(settings, args.docs)
             store = open_store(settings)
             log.info("%s", Indexer(store).run([args.docs], prune=True).line())
-            qa = CitedQA(store, settings)
+            qa = build(settings, store)
         else:
             qa = build(settings)
     except (OSError, ValueError, IngestError, IncompatibleIndex) as error:
@@ -151,14 +166,31 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.not_verbatim else 0
 
 
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.reader import READER_DIR
+    from qa.train import TrainConfig, train
+
+    if not (args.data / "docs").is_dir():
+        return fail(f"no training data in {args.data}: it needs docs/ and qa.jsonl (see ../shared/train)")
+    chosen = {k: v for k, v in {"questions": args.questions, "seed": args.seed}.items() if v is not None}
+    try:
+        train(TrainConfig(args.data, args.out or READER_DIR, **chosen), settings,
+              say=lambda line: print(line, file=sys.stderr, flush=True))
+    except (OSError, ValueError) as error:
+        return fail(str(error))
+    print(f"reader written to {args.out or READER_DIR}")
+    return 0
+
+
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from index.pipeline import IncompatibleIndex
+    from qa.reader import ReaderMissing
     from ui.server import serve
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     try:
         serve(settings.model_copy(update=overrides))
-    except IncompatibleIndex as error:
+    except (IncompatibleIndex, ReaderMissing) as error:
         return fail(str(error))
     return 0
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import html
 
-from qa.model import Answer, Citation
+from qa.model import Answer, Citation, ShortAnswer
 
 
 def answer_markdown(answer: Answer) -> str:
     """The chat bubble: the answer, then each citation as a numbered quote with its source and offsets."""
     if not answer.grounded:
         return f"**Not in the documents.** *{html.escape(answer.answer)}*"
+    short = f"**{html.escape(answer.short_answer.text)}**\n\n" if answer.short_answer else ""
     quotes = "\n".join(f"> **[{c.id}]** “{html.escape(c.quote)}”  \n> <small>{html.escape(c.source)} · "
                        f"characters {c.start}–{c.end}</small>\n>" for c in answer.citations)
-    return f"{html.escape(answer.answer)}\n\n{quotes.rstrip('>').rstrip()}\n\n<small>{how(answer.mode)}</small>"
+    return f"{short}{html.escape(answer.answer)}\n\n{quotes.rstrip('>').rstrip()}\n\n<small>{how(answer.mode)}</small>"
 
 
 def how(mode: str) -> str:
@@ -25,9 +26,12 @@ def how(mode: str) -> str:
     return f"Written by the {html.escape(mode)} language model; its names and numbers were checked against the quotes."
 
 
-def source_html(source: str, text: str, citations: list[Citation], chosen: int | None = None) -> str:
-    """The document with the cited spans marked; the chosen citation (or the first) is the one scrolled to."""
+def source_html(source: str, text: str, citations: list[Citation], chosen: int | None = None,
+                short: ShortAnswer | None = None) -> str:
+    """The document with the cited spans marked, the short answer marked again inside its quote; the chosen
+    citation (or the first) is the one scrolled to."""
     spans = sorted((c for c in citations if c.source == source), key=lambda c: c.start)
+    short = short if short and short.source == source else None
     pieces, cursor = [], 0
     for c in spans:
         start = max(c.start, cursor)
@@ -36,11 +40,19 @@ def source_html(source: str, text: str, citations: list[Citation], chosen: int |
         focus = " focus" if c.id == chosen or (chosen is None and c is spans[0]) else ""
         pieces += [html.escape(text[cursor:start]),
                    f'<mark class="cite{focus}" data-cite="{c.id}" title="[{c.id}]">'
-                   f'<sup>[{c.id}]</sup>{html.escape(text[start:c.end])}</mark>']
+                   f'<sup>[{c.id}]</sup>{marked(text, start, c.end, short)}</mark>']
         cursor = c.end
     pieces.append(html.escape(text[cursor:]))
     title = f'<div class="source-title">{html.escape(source)}</div>'
     return f'{title}<div class="source-text" id="source-text">{"".join(pieces)}</div>'
+
+
+def marked(text: str, start: int, end: int, short: ShortAnswer | None) -> str:
+    """`text[start:end]` escaped, with the short answer in its own mark when it lies inside."""
+    if short is None or not (start <= short.start and short.end <= end):
+        return html.escape(text[start:end])
+    return (f'{html.escape(text[start:short.start])}<mark class="short">{html.escape(text[short.start:short.end])}'
+            f'</mark>{html.escape(text[short.end:end])}')
 
 
 def documents_markdown(sources: list[dict]) -> str:

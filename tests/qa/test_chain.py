@@ -113,3 +113,19 @@ def test_who_answers_cite_the_speaker_named_just_before(seed_qa):
     answer = seed_qa.invoke("Who called Wagner a recipe for chaos?")
     assert [(c.start, c.end) for c in answer.citations] == [(3315, 3411), (3502, 3559)]
     assert "Anne-Claire Legendre" in answer.answer and "recipe for chaos" in answer.answer
+
+
+@pytest.mark.parametrize("question", ["How many French soldiers are in Niger?", "When did Wagner come into Mali?",
+                                      "What is the GDP of Nigeria?", "Who won the 2022 World Cup?"])
+def test_the_learned_selector_answers_with_a_short_answer_inside_its_verbatim_quote_or_abstains(seed_learned_qa,
+                                                                                                question):
+    answer = seed_learned_qa.invoke(question)
+    assert answer.grounded == bool(answer.citations)
+    for c in answer.citations:
+        assert seed_learned_qa.texts[c.source][c.start:c.end] == c.quote
+    if answer.grounded:
+        short = answer.short_answer
+        assert short is not None and short.inside(answer.citations)
+        assert seed_learned_qa.texts[short.source][short.start:short.end] == short.text
+    else:
+        assert answer.short_answer is None

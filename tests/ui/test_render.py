@@ -1,4 +1,4 @@
-from qa.model import Answer, Citation
+from qa.model import Answer, Citation, ShortAnswer
 from ui.chat import plain_history
 from ui.render import answer_markdown, documents_markdown, source_html
 
@@ -30,3 +30,13 @@ def test_documents_list_and_history_round_trip():
     history = [{"role": "user", "content": [{"type": "text", "text": "&lt;b&gt; Who?"}]},
                {"role": "assistant", "content": "It"}]
     assert plain_history(history) == [{"role": "user", "content": "<b> Who?"}, {"role": "assistant", "content": "It"}]
+
+
+def test_the_short_answer_comes_first_in_bold_and_is_marked_inside_its_quote():
+    quote = Citation(1, "a.txt", 19, 49, TEXT[19:49], 1.0)
+    at = TEXT.index("alert(1)")
+    short = ShortAnswer("alert(1)", "a.txt", at, at + 8)
+    shown = answer_markdown(Answer("Beta [1]", True, [quote], short_answer=short))
+    assert shown.startswith("**alert(1)**\n\n")
+    rendered = source_html("a.txt", TEXT, [quote], short=short)
+    assert '<sup>[1]</sup>Beta &lt;script&gt;<mark class="short">alert(1)</mark>&lt;/script&gt;</mark>' in rendered

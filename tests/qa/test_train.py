@@ -1,0 +1,57 @@
+"""`citeqa train` end to end on a handful of questions: proves the code path, not the shipped model's quality."""
+
+import json
+
+from index.settings import Settings
+from qa.reader import Candidate, Reader
+from qa.train import TrainConfig, train
+
+DOCS = {
+    "rivers.txt": "The Rhine rises in the Swiss Alps. It flows 1,230 km to the North Sea.\n\n"
+                  "Basel is the first large city on the river. Cologne has a famous cathedral by the Rhine.",
+    "metals.txt": "Copper melts at 1,085 degrees Celsius. It was first smelted about 7,000 years ago.\n\n"
+                  "Tin is added to copper to make bronze. Bronze tools replaced stone ones.",
+    "birds.txt": "The swift spends most of its life flying. It can stay aloft for ten months.\n\n"
+                 "Swifts nest in crevices of old buildings. They eat insects caught in the air.",
+}
+QUESTIONS = [
+    ("rivers.txt", "How long is the Rhine?", "1,230 km"), ("rivers.txt", "Where does the Rhine rise?", "Swiss Alps"),
+    ("rivers.txt", "What is the population of Basel?", None), ("metals.txt", "At what temperature does copper melt?",
+                                                               "1,085 degrees Celsius"),
+    ("metals.txt", "What is added to copper to make bronze?", "Tin"), ("metals.txt", "Who discovered tin?", None),
+    ("birds.txt", "How long can a swift stay aloft?", "ten months"), ("birds.txt", "What do swifts eat?", "insects"),
+    ("birds.txt", "How fast do swifts fly?", None),
+]
+
+
+def gold_file(folder):
+    lines = []
+    for number, (doc, question, answer) in enumerate(QUESTIONS):
+        start = DOCS[doc].find(answer) if answer else -1
+        lines.append({"id": f"t{number}", "doc": doc, "question": question, "history": [],
+                      "answers": [answer] if answer else [], "unanswerable": answer is None,
+                      "answer_spans": [[start, start + len(answer)]] if answer else []})
+    (folder / "qa.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+
+
+def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
+    data = tmp_path / "train"
+    (data / "docs").mkdir(parents=True)
+    for name, text in DOCS.items():
+        (data / "docs" / name).write_text(text, encoding="utf-8")
+    gold_file(data)
+    config = TrainConfig(data, tmp_path / "reader", questions=9, batch=4, measure=("birds.txt",),
+                         calibrate=("metals.txt",))
+    said = []
+    card = train(config, Settings(data_dir=tmp_path / "data"), say=said.append)
+
+    assert {p.name for p in config.out.iterdir()} == {"model.onnx", "reader.json", "tokenizer.json", "MODEL_CARD.md"}
+    assert json.loads((config.out / "reader.json").read_text()) == json.loads(json.dumps(card))
+    assert 0.0 < card["answerable"]["threshold"] < 1.0 and len(card["curve"]) > 5
+    assert set(card["measured"]) >= {"cited", "abstain_ok", "false_abstain", "sa_em", "sa_f1"}
+    assert any(line.startswith("learning: step") for line in said)
+    assert any(line.startswith("measured on 1 articles never learned from") for line in said)
+
+    sentence = "It flows 1,230 km to the North Sea."
+    readings = Reader(config.out).read("How long is the Rhine?", [Candidate(sentence)])
+    assert len(readings) == 1 and 0 <= readings[0].start <= readings[0].end <= len(sentence)
