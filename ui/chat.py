@@ -161,7 +161,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary) -> gr.Blocks:
         clear.click(lambda: ([], "", gr.update(choices=[], value=None, visible=False), show([], None), []),
                     None, outputs, api_visibility="private")
         files.upload(add_files, files, [upload_result, files, documents, remove_choice, panel],
-                     api_visibility="private", show_progress_on=upload_result)
+                     api_visibility="private", show_progress_on=files)
         remove.click(remove_document, remove_choice, [upload_result, documents, remove_choice, panel],
                      api_visibility="private")
         demo.load(listed, None, [documents, remove_choice], api_visibility="private")

@@ -171,7 +171,7 @@ def test_upload_in_the_browser_then_ask_about_it(upload_server, browser, tmp_pat
     page.locator("#upload input[type=file]").set_input_files([str(tmp_path / n) for n in
                                                               ("water-report.pdf", "scan.pdf", "clinic.html")])
     result = page.locator("#upload-result")
-    result.filter(has_text="clinic.html").wait_for(timeout=90_000)
+    result.filter(has_text="Indexed clinic.html:").wait_for(timeout=300_000)
     shown = result.inner_text()
     assert "Indexed water-report.pdf:" in shown and "Indexed clinic.html:" in shown
     assert "Refused scan.pdf: has no text layer (a scanned image?); run OCR on it first" in shown
