@@ -193,6 +193,12 @@ def test_malformed_uploads_are_4xx_never_500(client, untouched, kwargs, status, 
     assert reply.status_code == status and detail in reply.json()["detail"]
 
 
+def test_a_chunked_upload_without_content_length_is_refused_unread(client, untouched):
+    body, headers = multipart(b"a.txt")
+    reply = client.post("/api/documents", content=iter([body]), headers=headers)
+    assert reply.status_code == 411 and reply.json() == {"detail": "send the upload with a Content-Length header"}
+
+
 def test_markup_in_an_uploaded_document_is_text(client):
     name = "<img src=x onerror=alert(1)>.txt"
     text = "The <script>alert(1)</script> tag was found in the Maradi archive."
