@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from index.chunk import chunk_sentences, content_sentences
-from index.load import load_sources
+from index.load import IngestError, load_sources
 from index.model import Chunk, Sentence, SourceText
 from index.segment import sentences as segment
-from index.store import IndexStore, Manifest
+from index.store import IndexStore, Manifest, SourcePlan
 
 log = logging.getLogger(__name__)
+# Given the number of pieces to embed, returns what to call with each batch embedded (a progress bar's update).
+Progress = Callable[[int], Callable[[int], None]]
 
 
 class IncompatibleIndex(RuntimeError):
@@ -37,6 +39,16 @@ class IndexSummary:
 
 
 @dataclass(frozen=True)
+class Added:
+    """A document written by `Indexer.add`; `replaced` when a document of that name was indexed before."""
+
+    source: str
+    chars: int
+    chunks: int
+    replaced: bool
+
+
+@dataclass(frozen=True)
 class Prepared:
     doc: SourceText
     chunks: list[Chunk]
@@ -56,7 +68,7 @@ class Indexer:
         return Prepared(doc, chunks, content_sentences(sentences))
 
     def run(self, paths: Iterable[Path], rebuild: bool = False, prune: bool = False,
-            progress: Callable[[int], Callable[[int], None]] | None = None) -> IndexSummary:
+            progress: Progress | None = None) -> IndexSummary:
         """Reads and checks every file before writing anything, so a bad file leaves the index untouched."""
         started = time.perf_counter()
         prepared = [self.prepare(doc) for doc in load_sources(paths)]
@@ -68,17 +80,8 @@ class Indexer:
                             manifest.chunking, self.store.expected.embedding_model, self.store.expected.chunking)
             self.store.clear()
             manifest = None
-        manifest = manifest or Manifest(self.store.expected.embedding_model, self.store.expected.chunking)
-        changed = [p for p in prepared if manifest.sources.get(p.doc.source, {}).get("sha256") != p.doc.sha256]
-        plans = [self.store.plan(p.doc, p.chunks, p.sentences) for p in changed]
-        new_words = self.store.new_words([(p.doc, p.sentences) for p in changed])
-        tick = (progress or (lambda total: lambda n: None))(sum(p.to_embed for p in plans) + len(new_words))
-        self.store.add_words(new_words, tick)
-        for plan in plans:
-            self.store.write_source(plan, tick)
-            manifest.sources[plan.doc.source] = {"sha256": plan.doc.sha256, "chars": len(plan.doc.text),
-                                                 "chunks": plan.chunks}
-            self.store.save_manifest(manifest)
+        manifest = manifest or self.new_manifest()
+        plans = self.write(prepared, manifest, progress)
         added = sum(len(p.new_chunks) for p in plans)
         removed = sum(len(p.stale_chunks) for p in plans)
         if prune:
@@ -89,6 +92,50 @@ class Indexer:
         self.store.save_manifest(manifest)
         total = sum(len(p.chunks) for p in prepared)
         return IndexSummary(len(prepared), added, total - added, removed, time.perf_counter() - started, rebuilt)
+
+    def add(self, docs: Sequence[SourceText], progress: Progress | None = None) -> list[Added]:
+        """Indexes already-read documents (an upload), replacing any of the same name.
+
+        Every document is segmented and chunked first; one with nothing to index is refused before any write.
+        """
+        prepared = [self.prepare(doc) for doc in docs]
+        empty = [p.doc.source for p in prepared if not p.chunks]
+        if empty:
+            raise IngestError(f"{', '.join(empty)}: no sentences to index (only headings, labels or link lines)")
+        manifest = self.store.manifest() or self.new_manifest()
+        if not manifest.compatible(self.store.expected):
+            raise IncompatibleIndex("the index was built with other settings: run `citeqa index --rebuild`")
+        replaced = {p.doc.source for p in prepared if p.doc.source in manifest.sources}
+        self.write(prepared, manifest, progress)
+        self.store.save_manifest(manifest)
+        return [Added(p.doc.source, len(p.doc.text), len(p.chunks), p.doc.source in replaced) for p in prepared]
+
+    def remove(self, source: str) -> bool:
+        """Drops a document's chunks, sentences and copy; False when no such document is indexed."""
+        manifest = self.store.manifest()
+        if manifest is None or source not in manifest.sources:
+            return False
+        self.store.remove_source(source)
+        del manifest.sources[source]
+        self.store.save_manifest(manifest)
+        return True
+
+    def new_manifest(self) -> Manifest:
+        return Manifest(self.store.expected.embedding_model, self.store.expected.chunking)
+
+    def write(self, prepared: Sequence[Prepared], manifest: Manifest, progress: Progress | None) -> list[SourcePlan]:
+        """Writes the documents whose text changed, recording each in `manifest` (saved after each document)."""
+        changed = [p for p in prepared if manifest.sources.get(p.doc.source, {}).get("sha256") != p.doc.sha256]
+        plans = [self.store.plan(p.doc, p.chunks, p.sentences) for p in changed]
+        new_words = self.store.new_words([(p.doc, p.sentences) for p in changed])
+        tick = (progress or (lambda total: lambda n: None))(sum(p.to_embed for p in plans) + len(new_words))
+        self.store.add_words(new_words, tick)
+        for plan in plans:
+            self.store.write_source(plan, tick)
+            manifest.sources[plan.doc.source] = {"sha256": plan.doc.sha256, "chars": len(plan.doc.text),
+                                                 "chunks": plan.chunks}
+            self.store.save_manifest(manifest)
+        return plans
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings."""

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(120, ge=16, le=1024)
     llm_threads: int = Field(2, ge=1, le=64)
     max_question_chars: int = 2000
+    max_upload_mb: float = Field(20, gt=0, le=1024, description="Largest file `POST /api/documents` and the chat "
+                                 "take, in MB (2**20 bytes); larger files are refused with 413 before they are read.")
+    api_key: SecretStr | None = Field(None, description="When set, every /api request but GET /api/health needs "
+                                      "`Authorization: Bearer <key>` and the chat asks for it; unset: open.")
+
+    @field_validator("api_key")
+    @classmethod
+    def empty_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """`CITEQA_API_KEY=` (set but empty) leaves the API open rather than locking it with an empty key."""
+        return value if value and value.get_secret_value() else None
 
     @property
     def chunking(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
+from index.formats import COPY_SUFFIX, TEXT_SUFFIXES
 from index.model import Chunk, Sentence, SourceText, Span, content_hash, stable_id
 from index.segment import SEGMENTATION_VERSION
 from index.settings import Settings
@@ -108,8 +109,14 @@ class IndexStore:
         temporary.write_text(json.dumps(manifest.__dict__, indent=2, sort_keys=True), encoding="utf-8")
         temporary.replace(self.manifest_path)
 
+    def copy_path(self, source: str) -> Path:
+        """Where the text of `source` is kept: under its own name, or with COPY_SUFFIX for PDF, DOCX and HTML
+        (report.pdf → report.pdf.text), so that no file under docs/ claims a format its bytes are not."""
+        name = source if source.lower().endswith(TEXT_SUFFIXES) else source + COPY_SUFFIX
+        return self.docs_dir / name
+
     def text(self, source: str) -> str | None:
-        path = self.docs_dir / source
+        path = self.copy_path(source)
         return path.read_text(encoding="utf-8") if path.is_file() and self._inside(path) else None
 
     def _inside(self, path: Path) -> bool:
@@ -146,7 +153,7 @@ class IndexStore:
         self._add(self.sentences, plan.new_sentences, on_embedded)
         self._delete(self.chunks, plan.stale_chunks)
         self._delete(self.sentences, plan.stale_sentences)
-        copy = self.docs_dir / plan.doc.source
+        copy = self.copy_path(plan.doc.source)
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(plan.doc.text, encoding="utf-8")
 
@@ -164,7 +171,9 @@ class IndexStore:
         old_chunks, old_sentences = self.stored_ids(source)
         self._delete(self.chunks, sorted(old_chunks))
         self._delete(self.sentences, sorted(old_sentences))
-        (self.docs_dir / source).unlink(missing_ok=True)
+        copy = self.copy_path(source)
+        if self._inside(copy):
+            copy.unlink(missing_ok=True)
         return len(old_chunks)
 
     @staticmethod
@@ -193,20 +202,33 @@ class IndexStore:
         return [(doc.id, 1.0 - distance) for doc, distance in found]
 
     def snapshot(self) -> Snapshot:
+        """What the answerer reads. Rows whose content does not match the stored copy's text (a write cut short,
+        whose copy is written last, or rows left from a replaced version) are left out: never a partial document."""
         stored = self.chunks.get(include=["documents", "metadatas"])
         chunks = [chunk_from_row(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"],
                                                                    strict=True)]
         rows = self.sentences.get(include=["metadatas", "embeddings"])
-        order = sorted(range(len(rows["ids"])), key=lambda i: (rows["metadatas"][i]["source"],
-                                                               rows["metadatas"][i]["start"]))
-        sentences = [sentence_from_metadata(rows["metadatas"][i]) for i in order]
+        sentences = {i: sentence_from_metadata(meta) for i, meta in enumerate(rows["metadatas"])}
+        found = {c.span.source for c in chunks} | {s.span.source for s in sentences.values()}
+        texts = {source: self.text(source) or "" for source in found}
+        whole = [c for c in chunks if chunk_matches(c, texts[c.span.source])]
+        sentences = {i: s for i, s in sentences.items() if rows["ids"][i] == sentence_id(s, texts[s.span.source])}
+        if len(whole) < len(chunks) or len(sentences) < len(rows["ids"]):
+            log.warning("left out %d chunks and %d sentences that do not match their document's stored text",
+                        len(chunks) - len(whole), len(rows["ids"]) - len(sentences))
+        order = sorted(sentences, key=lambda i: (sentences[i].span.source, sentences[i].span.start))
         vectors = (np.asarray(rows["embeddings"], dtype=np.float32)[order] if order
                    else np.zeros((0, EMPTY_DIMENSIONS), dtype=np.float32))
-        texts = {source: self.text(source) or "" for source in {c.span.source for c in chunks}}
         terms = self.vocabulary.get(include=["embeddings"])
-        return Snapshot(texts, sorted(chunks, key=lambda c: (c.span.source, c.span.start)), sentences, vectors,
-                        list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32) if terms["ids"]
-                        else np.zeros((0, vectors.shape[1]), dtype=np.float32))
+        return Snapshot({source: texts[source] for source in {c.span.source for c in whole}},
+                        sorted(whole, key=lambda c: (c.span.source, c.span.start)), [sentences[i] for i in order],
+                        vectors, list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32)
+                        if terms["ids"] else np.zeros((0, vectors.shape[1]), dtype=np.float32))
+
+
+def chunk_matches(chunk: Chunk, text: str) -> bool:
+    """Whether the chunk's sentences still read, in `text`, what they read when the chunk was made."""
+    return chunk.content_hash == content_hash("\n".join(span.text_in(text) for span in chunk.sentences))
 
 
 def chunk_metadata(chunk: Chunk) -> dict:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda
@@ -13,7 +15,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from index.embed import load_embeddings, model_name
 from index.pipeline import Indexer
 from index.settings import Settings
-from index.store import IndexStore
+from index.store import IndexStore, Snapshot
 from qa.compose import compose
 from qa.generate import GroundedGenerator
 from qa.history import follow_up_context, turns
@@ -33,6 +35,16 @@ class QuestionError(ValueError):
     """A question the chain cannot take (empty, too long)."""
 
 
+@dataclass(frozen=True)
+class Derived:
+    """The parts of the chain built from one snapshot of the index; a request uses one of these throughout."""
+
+    snapshot: Snapshot
+    retrieval: Runnable
+    selection: Runnable
+    extraction: Runnable
+
+
 class CitedQA:
     """Answers questions from one loaded index; build it once, ask many times (thread-safe reads).
 
@@ -44,19 +56,50 @@ class CitedQA:
                  generator: GroundedGenerator | None = None):
         self.settings = settings
         self.store = store
-        self.snapshot = store.snapshot()
-        self.texts = self.snapshot.texts
+        self.weights = weights
         self.generator = generator
-        retriever = HybridRetriever(store, self.snapshot, store.embeddings, settings.top_k)
-        self.retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(
-            retriever.run, name="retrieve")
-        table = SpanSelector(self.snapshot, weights)
-        selector = (LearnedSelector(table, load_reader(settings.reader_dir or READER_DIR))
-                    if settings.selector == "learned" else table)
-        self.selection: Runnable = RunnableLambda(selector.run, name="select_spans")
-        self.extraction: Runnable = (RunnableLambda(lambda s: compose(s, self.texts), name="compose")
-                                     | RunnableLambda(lambda a: verify(a, self.texts), name="verify"))
-        self.chain: Runnable = self.retrieval | self.selection | self.extraction
+        self._refreshing = threading.Lock()
+        self._state = self._derive(store.snapshot())
+
+    def _derive(self, snapshot: Snapshot) -> Derived:
+        """Everything built from one snapshot of the index; `refresh` swaps it whole."""
+        texts = snapshot.texts
+        retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k)
+        retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
+                                                                                         name="retrieve")
+        table = SpanSelector(snapshot, self.weights)
+        selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR))
+                    if self.settings.selector == "learned" else table)
+        selection: Runnable = RunnableLambda(selector.run, name="select_spans")
+        extraction: Runnable = (RunnableLambda(lambda s: compose(s, texts), name="compose")
+                                | RunnableLambda(lambda a: verify(a, texts), name="verify"))
+        return Derived(snapshot, retrieval, selection, extraction)
+
+    def refresh(self) -> None:
+        """Re-reads the index after a write. A question already being answered finishes on the state it started
+        with; the next one sees the new documents. Refreshes run one at a time, so the last write always wins."""
+        with self._refreshing:
+            state = self._derive(self.store.snapshot())
+            self._state = state
+            if self.generator:
+                self.generator.texts = state.texts
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._state.snapshot
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return self._state.snapshot.texts
+
+    @property
+    def retrieval(self) -> Runnable:
+        return self._state.retrieval
+
+    @property
+    def chain(self) -> Runnable:
+        state = self._state
+        return state.retrieval | state.selection | state.extraction
 
     @property
     def mode(self) -> str:
@@ -77,16 +120,17 @@ class CitedQA:
     def stream(self, question: str, history: list | None = None) -> Iterator[str | Answer]:
         """Answer text as it is made (word by word when extractive), then the finished, verified `Answer`."""
         started = time.perf_counter()
-        retrieved = self.retrieval.invoke({"question": question, "history": history or []})
+        state = self._state
+        retrieved = state.retrieval.invoke({"question": question, "history": history or []})
         retrieved_at = time.perf_counter()
-        selection = self.selection.invoke(retrieved)
-        extractive: Answer = self.extraction.invoke(selection)
+        selection = state.selection.invoke(retrieved)
+        extractive: Answer = state.extraction.invoke(selection)
         parts = (self.generator.stream(selection, turns(history), extractive) if self.generator
                  else [*text_deltas(extractive.answer), extractive])
         first_at = None
         for part in parts:
             if isinstance(part, Answer):
-                answer = verify(part, self.texts)
+                answer = verify(part, state.snapshot.texts)
                 break
             first_at = first_at or time.perf_counter()
             yield part
@@ -98,10 +142,11 @@ class CitedQA:
         yield answer
 
     def sources(self) -> list[dict[str, Any]]:
+        snapshot = self._state.snapshot
         counts: dict[str, int] = {}
-        for chunk in self.snapshot.chunks:
+        for chunk in snapshot.chunks:
             counts[chunk.span.source] = counts.get(chunk.span.source, 0) + 1
-        return [{"source": s, "chars": len(self.texts[s]), "chunks": counts[s]} for s in sorted(counts)]
+        return [{"source": s, "chars": len(snapshot.texts[s]), "chunks": counts[s]} for s in sorted(counts)]
 
 
 def ms(seconds: float) -> float:

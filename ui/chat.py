@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from index.formats import SUFFIXES
+from index.load import IngestError
+from index.pipeline import Added
 from qa.chain import CitedQA, QuestionError
+from qa.documents import DocumentLibrary, Upload
 from qa.history import content_text
 from qa.model import Answer, Citation
-from ui.render import answer_markdown, documents_markdown, source_html
+from ui.render import added_markdown, answer_markdown, documents_markdown, refused_markdown, source_html
 
 EXAMPLES = ["Who is the leader of Niger's junta?", "How many French soldiers are in Niger?",
             "Which of Niger's neighbours are also run by juntas?", "What is the population of Niger?"]
@@ -39,8 +44,26 @@ def plain_history(history: list[dict[str, Any]]) -> list[dict[str, str]]:
             for m in history or [] if m.get("role") in ("user", "assistant")]
 
 
-def build_chat(qa: CitedQA) -> gr.Blocks:
-    default_source = next(iter(sorted(qa.texts)), "")
+def embedding_progress(progress: gr.Progress, name: str) -> Callable[[int], Callable[[int], None]]:
+    """The indexer's progress hook, shown as one bar for the file being indexed."""
+
+    def start(total: int) -> Callable[[int], None]:
+        done = 0
+        progress((0, total), desc=f"{name}: embedding", unit="pieces")
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            progress((done, total), desc=f"{name}: embedding", unit="pieces")
+
+        return tick
+
+    return start
+
+
+def build_chat(qa: CitedQA, library: DocumentLibrary) -> gr.Blocks:
+    def default_source() -> str:
+        return next(iter(sorted(qa.texts)), "")
 
     def citation_choices(citations: list[Citation]) -> list[tuple[str, int]]:
         return [(f"[{c.id}] {c.quote[:70]}{'…' if len(c.quote) > 70 else ''}", c.id) for c in citations]
@@ -49,7 +72,7 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
         """The source of the chosen citation of the latest answer, its quotes and short answer marked."""
         citations = latest.citations if latest else []
         picked = next((c for c in citations if c.id == chosen), citations[0] if citations else None)
-        source = picked.source if picked else default_source
+        source = picked.source if picked else default_source()
         return source_html(source, qa.texts.get(source, ""), citations, picked.id if picked else None,
                            latest.short_answer if latest else None)
 
@@ -80,6 +103,32 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                            visible=bool(answer.citations))
         yield history, "", picker, show(answer, None), answer
 
+    def listed() -> tuple[str, dict]:
+        return documents_markdown(qa.sources()), gr.update(choices=sorted(qa.texts), value=None)
+
+    def add_files(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+        """Each file on its own: read, then indexed with a progress bar; one refused file does not stop the rest."""
+        lines, shown = [], None
+        for path in map(Path, paths or []):
+            progress(None, desc=f"{path.name}: reading")
+            try:
+                doc = library.read(Upload(path.name, path.stat().st_size, path.read_bytes))
+                added: Added = library.add([doc], embedding_progress(progress, path.name))[0]
+            except IngestError as error:
+                lines.append(refused_markdown(str(error)))
+                continue
+            lines.append(added_markdown(added.source, added.chars, added.chunks, added.replaced))
+            shown = added.source
+        panel_html = source_html(shown, qa.texts[shown], []) if shown else gr.update()
+        return "\n".join(lines), None, *listed(), panel_html
+
+    def remove_document(source: str | None) -> tuple:
+        if not source:
+            return "Pick a document to remove.", *listed(), gr.update()
+        removed = library.remove(source)
+        said = f"Removed {html.escape(source)}." if removed else f"{html.escape(source)} was not indexed."
+        return said, *listed(), show(None, None)
+
     with gr.Blocks(title="citeqa: answers with their sources") as demo:
         gr.Markdown("## citeqa\nAsk about the documents. Every answer quotes the exact passages it stands on; "
                     "when the documents do not say, it tells you so.")
@@ -95,7 +144,15 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                     clear = gr.Button("Clear chat", elem_id="clear")
                 gr.Examples(EXAMPLES, inputs=question, label="Try")
             with gr.Column(scale=2, min_width=300):
-                gr.Markdown(documents_markdown(qa.sources()), elem_id="documents")
+                documents = gr.Markdown(documents_markdown(qa.sources()), elem_id="documents")
+                files = gr.File(label=f"Add documents ({', '.join(SUFFIXES)}; up to "
+                                f"{library.max_bytes / 2**20:g} MB each)", file_count="multiple",
+                                file_types=list(SUFFIXES), type="filepath", height=110, elem_id="upload")
+                upload_result = gr.Markdown(elem_id="upload-result")
+                with gr.Row(equal_height=True):
+                    remove_choice = gr.Dropdown(sorted(qa.texts), value=None, label="Remove a document",
+                                                scale=3, elem_id="remove-choice")
+                    remove = gr.Button("Remove", variant="stop", scale=1, elem_id="remove")
                 picker = gr.Radio(label="Citations of the latest answer", choices=[], visible=False,
                                   elem_id="citation-picker")
                 panel = gr.HTML(show(None, chosen=None), elem_id="source-panel")
@@ -107,6 +164,11 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
         picker.input(show, [latest, picker], panel, api_visibility="private").then(None, js=SCROLL_TO_HIGHLIGHT)
         clear.click(lambda: ([], "", gr.update(choices=[], value=None, visible=False), show(None, None), None),
                     None, outputs, api_visibility="private")
+        files.upload(add_files, files, [upload_result, files, documents, remove_choice, panel],
+                     api_visibility="private", show_progress_on=files)
+        remove.click(remove_document, remove_choice, [upload_result, documents, remove_choice, panel],
+                     api_visibility="private")
+        demo.load(listed, None, [documents, remove_choice], api_visibility="private")
 
         def ask(question: str, history: list[dict] | None = None) -> dict:
             """Answer `question` (with optional `history` of {role, content} turns) as the /api/ask JSON."""

@@ -22,7 +22,7 @@ EXAMPLES = """examples:
   citeqa serve --port 7860
 
 settings (environment): CITEQA_DATA_DIR, CITEQA_CHROMA_URL, CITEQA_HOST, CITEQA_PORT, CITEQA_ANSWERER,
-  CITEQA_SELECTOR (learned or rules)"""
+  CITEQA_API_KEY, CITEQA_MAX_UPLOAD_MB, CITEQA_SELECTOR (rules or learned)"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    index = commands.add_parser("index", help="index .txt and .md files (default: seeds/)")
+    index = commands.add_parser("index", help="index .txt, .md, .html, .pdf and .docx files (default: seeds/)")
     index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to index")
     index.add_argument("--rebuild", action="store_true", help="drop the whole index and build it anew")
     index.add_argument("--prune", action="store_true", help="drop indexed files that are not among PATHs")

@@ -58,4 +58,15 @@ def marked(text: str, start: int, end: int, short: ShortAnswer | None) -> str:
 def documents_markdown(sources: list[dict]) -> str:
     rows = "\n".join(f"- `{html.escape(s['source'])}` · {s['chars']:,} characters · {s['chunks']} chunks"
                      for s in sources)
-    return f"**Indexed documents**\n\n{rows or '*none yet: run `citeqa index`*'}"
+    return f"**Indexed documents**\n\n{rows or '*none yet: add files below or run `citeqa index`*'}"
+
+
+def added_markdown(source: str, chars: int, chunks: int, replaced: bool) -> str:
+    """One uploaded file's result line; says when it took the place of a document of the same name."""
+    note = " It replaced the document of the same name." if replaced else ""
+    return f"- **Indexed** {html.escape(source)}: {chars:,} characters, {chunks} chunks.{note}"
+
+
+def refused_markdown(reason: str) -> str:
+    """A refused file's line; the reason names the file."""
+    return f"- **Refused** {html.escape(reason)}"

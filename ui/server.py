@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+from collections.abc import Callable
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 
 from index.settings import Settings
 from qa.chain import CitedQA, build
+from qa.documents import DocumentLibrary
 from ui.api import router
 from ui.chat import CSS, build_chat
 
 log = logging.getLogger("citeqa")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def create_app(qa: CitedQA) -> FastAPI:
+    library = DocumentLibrary(qa)
     app = FastAPI(title="citeqa", version="0.1.0", docs_url="/docs",
                   description="Answers questions about the indexed documents with verbatim citations.")
-    app.include_router(router(qa), prefix="/api")
+    app.include_router(router(qa, library), prefix="/api")
 
     @app.exception_handler(RequestValidationError)
     async def readable_422(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -30,7 +36,15 @@ def create_app(qa: CitedQA) -> FastAPI:
                     for e in error.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
 
-    return gr.mount_gradio_app(app, build_chat(qa), path="", css=CSS, footer_links=["api"])
+    key = qa.settings.api_key
+    return gr.mount_gradio_app(app, build_chat(qa, library), path="", css=CSS, footer_links=["api"],
+                               auth=chat_login(key) if key else None, max_file_size=library.max_bytes,
+                               auth_message="Enter the API key (CITEQA_API_KEY) as the password; any user name.")
+
+
+def chat_login(key: SecretStr) -> Callable[[str, str], bool]:
+    """The chat asks once per browser for the same key the API takes: any user name, the key as password."""
+    return lambda _user, password: hmac.compare_digest(password.encode("utf-8"), key.get_secret_value().encode())
 
 
 def serve(settings: Settings) -> None:
@@ -38,6 +52,9 @@ def serve(settings: Settings) -> None:
     logging.getLogger("citeqa").setLevel(logging.INFO)
     app = create_app(build(settings))
     url = f"http://{settings.host}:{settings.port}"
+    if settings.api_key is None and settings.host not in LOOPBACK:
+        log.warning("serving on %s with no CITEQA_API_KEY: anyone who can reach it can upload and delete "
+                    "documents", settings.host)
 
     @app.on_event("startup")
     def ready() -> None:

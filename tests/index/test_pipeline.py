@@ -3,10 +3,12 @@ import shutil
 import pytest
 
 from index.embed import model_name
-from index.load import IngestError
-from index.pipeline import IncompatibleIndex, Indexer
+from index.load import IngestError, read_bytes
+from index.model import SourceText
+from index.pipeline import Added, IncompatibleIndex, Indexer
 from index.store import IndexStore
 from tests.conftest import ARTICLE
+from tests.samples import pdf_bytes, report_pdf
 
 
 @pytest.fixture
@@ -110,3 +112,52 @@ def test_rebuild_starts_over(store, docs):
     summary = Indexer(store).run([docs], rebuild=True)
     assert (summary.added, summary.kept, summary.rebuilt) == (count, 0, True)
     assert len(stored(store)) == count
+
+
+def test_add_indexes_read_documents_and_says_when_it_replaced_one(store, docs):
+    Indexer(store).run([docs])
+    pdf = read_bytes(report_pdf(), "report.pdf", "report.pdf")
+    first = Indexer(store).add([pdf])
+    assert first == [Added("report.pdf", len(pdf.text), first[0].chunks, replaced=False)] and first[0].chunks >= 1
+    assert store.text("report.pdf") == pdf.text
+    assert (store.docs_dir / "report.pdf.text").is_file() and not (store.docs_dir / "report.pdf").exists()
+    shorter = read_bytes(pdf_bytes("The plant was closed in 2024. Nobody works there now."), "report.pdf", "x")
+    [again] = Indexer(store).add([shorter])
+    assert again.replaced and again.chars == len(shorter.text)
+    sources = {c.span.source for c in store.snapshot().chunks}
+    assert sources == {ARTICLE.name, "note.md", "report.pdf"}
+    assert store.text("report.pdf") == shorter.text
+    assert all(m["end"] <= len(shorter.text) for m in stored(store).values() if m["source"] == "report.pdf")
+
+
+def test_add_refuses_a_document_with_nothing_to_index_before_writing(store, docs):
+    Indexer(store).run([docs])
+    before = stored(store)
+    labels_only = SourceText("labels.md", "Recommended Videos\n\nSubscribe now\n\nAdvertisement")
+    fine = SourceText("fine.txt", "The bridge opened on Monday. Traffic moved at once.")
+    with pytest.raises(IngestError, match="labels.md: no sentences to index"):
+        Indexer(store).add([fine, labels_only])
+    assert stored(store) == before and store.text("fine.txt") is None
+
+
+def test_remove_drops_chunks_sentences_and_copy(store, docs):
+    Indexer(store).run([docs])
+    assert Indexer(store).remove("note.md") is True
+    assert {m["source"] for m in stored(store).values()} == {ARTICLE.name}
+    assert not store.sentences.get(where={"source": "note.md"}, include=[])["ids"]
+    assert store.text("note.md") is None and "note.md" not in store.manifest().sources
+    assert Indexer(store).remove("note.md") is False
+
+
+def test_a_write_cut_short_is_never_in_the_snapshot(store, docs):
+    """Rows written without their document's copy (the copy is written last) match no stored text: left out."""
+    Indexer(store).run([docs])
+    before = store.snapshot()
+    doc = SourceText("cut.txt", "The ferry sank on Friday. All forty passengers swam ashore. The captain was fined.")
+    prepared = Indexer(store).prepare(doc)
+    plan = store.plan(doc, prepared.chunks, prepared.sentences)
+    store._add(store.chunks, plan.new_chunks, lambda n: None)
+    store._add(store.sentences, dict(list(plan.new_sentences.items())[:1]), lambda n: None)
+    after = store.snapshot()
+    assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
+    assert after.sentences == before.sentences and set(after.texts) == set(before.texts)
