@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
 
 from index.settings import Settings
 from qa.chain import CitedQA, build
@@ -126,3 +133,60 @@ def test_concurrent_questions_share_the_local_model_safely(local_qa):
         answers = list(pool.map(local_qa.invoke, questions))
     assert all(a.grounded and a.citations for a in answers)
     assert all(local_qa.texts[c.source][c.start:c.end] == c.quote for a in answers for c in a.citations)
+
+
+class SlowChat(BaseChatModel):
+    """A chat model that says `reply` a word at a time: silent for `first` s, then `gap` s between words.
+    `wake` cuts every wait short; `said` counts the words it produced and `closed` is set when its stream ends."""
+
+    reply: str = "France has 1,500 soldiers in Niger [1]. " * 100
+    first: float = 0.0
+    gap: float = 0.0
+    wake: threading.Event = Field(default_factory=threading.Event)
+    closed: threading.Event = Field(default_factory=threading.Event)
+    said: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "slow-fake"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
+        try:
+            self.wake.wait(self.first)
+            for word in re.findall(r"\S+\s*", self.reply):
+                self.said.append(word)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=word))
+                self.wake.wait(self.gap)
+        finally:
+            self.closed.set()
+
+
+def slow_qa(seed_qa: CitedQA, model: SlowChat, timeout: float) -> CitedQA:
+    return CitedQA(seed_qa.store, seed_qa.settings, generator=GroundedGenerator(model, seed_qa.texts, "local",
+                                                                                 timeout=timeout))
+
+
+def test_a_model_silent_before_its_first_token_times_out_and_frees_the_model(seed_qa, caplog):
+    model = SlowChat(first=60)
+    qa = slow_qa(seed_qa, model, timeout=0.5)
+    answer = qa.invoke("How many French soldiers are in Niger?")
+    assert answer.mode == "extractive-fallback" and "1,500" in answer.answer
+    assert answer.timing_ms["total"] < 10_000  # the deadline held although no token ever came
+    assert "gave no answer within 0 s; answering extractively" in caplog.text
+    model.wake.set()  # the stalled call returns: the worker sees it was given up and lets go of the model
+    assert model.closed.wait(5) and qa.generator.turn.acquire(timeout=5)
+    assert len(model.said) <= 1
+
+
+def test_closing_the_answer_stops_generation_and_releases_the_model(seed_qa):
+    model = SlowChat(gap=0.05)  # 600 words: 30 s if nobody stopped it
+    qa = slow_qa(seed_qa, model, timeout=60)
+    parts = qa.stream("How many French soldiers are in Niger?")
+    assert next(parts) == "France "
+    parts.close()  # what a client that disconnects from /api/ask/stream causes
+    assert model.closed.wait(5), "the model kept generating for a reader that was gone"
+    assert qa.generator.turn.acquire(timeout=5)
+    assert len(model.said) < 10
