@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(120, ge=16, le=1024)
     llm_threads: int = Field(2, ge=1, le=64)
     max_question_chars: int = 2000
+    # A 2,000-character question and 100 history turns of as much, each character at most 6 bytes as a JSON escape
+    # ("\u00e9"): 1.21 MB, plus the JSON around it; 2 MiB takes any request the contract accepts.
+    max_body_kb: int = Field(2048, ge=1, description="Largest request body in kB, refused (413) before parsing.")
+    max_upload_mb: int = Field(20, ge=1, description="Largest POST /api/documents body in MB (413 above).")
+    max_in_flight: int = Field(8, ge=1, description="Answers computed at once per worker; more get 503 at once.")
 
     @property
     def chunking(self) -> dict[str, int]:

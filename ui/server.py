@@ -14,14 +14,19 @@ from index.settings import Settings
 from qa.chain import CitedQA, build
 from ui.api import router
 from ui.chat import CSS, build_chat
+from ui.limits import BodyLimit
 
 log = logging.getLogger("citeqa")
+MULTIPART_SLACK = 64 * 1024  # part headers and boundaries around the files of one upload
 
 
 def create_app(qa: CitedQA) -> FastAPI:
     app = FastAPI(title="citeqa", version="0.1.0", docs_url="/docs",
                   description="Answers questions about the indexed documents with verbatim citations.")
     app.include_router(router(qa), prefix="/api")
+    limits = qa.settings
+    app.add_middleware(BodyLimit, default=limits.max_body_kb * 1024,
+                       routes={"/api/documents": limits.max_upload_mb * 1024 * 1024 + MULTIPART_SLACK})
 
     @app.exception_handler(RequestValidationError)
     async def readable_422(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import sys
-import threading
-from collections.abc import Iterator
 
 import pytest
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import Field
 
 from index.settings import Settings
 from qa.chain import CitedQA, build
 from qa.generate import GroundedGenerator
 from qa.llm import ModelUnavailable, chat_model, model_file
 from qa.verify import supported
-from tests.conftest import free_port, running
+from tests.conftest import SlowChat, free_port, running
 
 SOLDIERS = "France has 1,500 soldiers in Niger, though coup leaders say they have severed security agreements."
 
@@ -133,35 +126,6 @@ def test_concurrent_questions_share_the_local_model_safely(local_qa):
         answers = list(pool.map(local_qa.invoke, questions))
     assert all(a.grounded and a.citations for a in answers)
     assert all(local_qa.texts[c.source][c.start:c.end] == c.quote for a in answers for c in a.citations)
-
-
-class SlowChat(BaseChatModel):
-    """A chat model that says `reply` a word at a time: silent for `first` s, then `gap` s between words.
-    `wake` cuts every wait short; `said` counts the words it produced and `closed` is set when its stream ends."""
-
-    reply: str = "France has 1,500 soldiers in Niger [1]. " * 100
-    first: float = 0.0
-    gap: float = 0.0
-    wake: threading.Event = Field(default_factory=threading.Event)
-    closed: threading.Event = Field(default_factory=threading.Event)
-    said: list[str] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "slow-fake"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
-
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
-        try:
-            self.wake.wait(self.first)
-            for word in re.findall(r"\S+\s*", self.reply):
-                self.said.append(word)
-                yield ChatGenerationChunk(message=AIMessageChunk(content=word))
-                self.wake.wait(self.gap)
-        finally:
-            self.closed.set()
 
 
 def slow_qa(seed_qa: CitedQA, model: SlowChat, timeout: float) -> CitedQA:
