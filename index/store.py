@@ -173,7 +173,9 @@ class IndexStore:
         self._delete(self.sentences, plan.stale_sentences)
         copy = self.docs_dir / plan.doc.source
         copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(plan.doc.text, encoding="utf-8")
+        partial = copy.with_name(f"{copy.name}.partial")  # a crash never leaves a half-written copy to read
+        partial.write_text(plan.doc.text, encoding="utf-8")
+        partial.replace(copy)
 
     def new_words(self, docs: Sequence[tuple[SourceText, Sequence[Sentence]]]) -> list[str]:
         """Words of `docs` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
@@ -222,16 +224,26 @@ class IndexStore:
         return [(doc.id, 1.0 - distance) for doc, distance in found]
 
     def snapshot(self) -> Snapshot:
+        """Only rows that match their document copy: an index run in progress, or one killed between writing a
+        document's rows and its copy, can leave rows of another version of the text; those are never read."""
         stored = self.chunks.get(include=["documents", "metadatas"])
-        chunks = [chunk_from_row(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"],
-                                                                   strict=True)]
         rows = self.sentences.get(include=["metadatas", "embeddings"])
-        order = sorted(range(len(rows["ids"])), key=lambda i: (rows["metadatas"][i]["source"],
-                                                               rows["metadatas"][i]["start"]))
+        texts = {source: self.text(source) for source in {meta["source"] for meta in stored["metadatas"]}}
+        chunks = [chunk for chunk in (chunk_from_row(text, meta) for text, meta in
+                                      zip(stored["documents"], stored["metadatas"], strict=True))
+                  if texts[chunk.span.source] is not None and chunk.content_hash == content_hash(
+                      "\n".join(s.text_in(texts[chunk.span.source]) for s in chunk.sentences))]
+        order = sorted((i for i, meta in enumerate(rows["metadatas"]) if texts.get(meta["source"]) is not None
+                        and rows["ids"][i] == sentence_id(sentence_from_metadata(meta), texts[meta["source"]])),
+                       key=lambda i: (rows["metadatas"][i]["source"], rows["metadatas"][i]["start"]))
+        skipped = len(stored["ids"]) - len(chunks) + len(rows["ids"]) - len(order)
+        if skipped:
+            log.warning("skipped %d stored rows that do not match their document's text (an index run in progress "
+                        "or interrupted: `citeqa index` completes it)", skipped)
         sentences = [sentence_from_metadata(rows["metadatas"][i]) for i in order]
         vectors = (np.asarray(rows["embeddings"], dtype=np.float32)[order] if order
                    else np.zeros((0, EMPTY_DIMENSIONS), dtype=np.float32))
-        texts = {source: self.text(source) or "" for source in {c.span.source for c in chunks}}
+        texts = {source: text for source, text in texts.items() if text is not None}
         terms = self.vocabulary.get(include=["embeddings"])
         return Snapshot(texts, sorted(chunks, key=lambda c: (c.span.source, c.span.start)), sentences, vectors,
                         list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32) if terms["ids"]
