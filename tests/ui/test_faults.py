@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
+from bench.load import run as load
 from qa.chain import CitedQA
 from qa.generate import GroundedGenerator
 from tests.conftest import SEEDS, SlowChat, free_port, running
@@ -139,20 +142,29 @@ def test_answers_beyond_the_in_flight_limit_are_refused_at_once(seed_qa):
         assert client.post("/api/ask", json=QUESTION).status_code == 200  # and after a stream
 
 
+@contextmanager
+def serving(qa: CitedQA) -> Iterator[str]:
+    """The app over `qa` behind a real uvicorn on loopback, in this process (so a test can watch the model)."""
+    server = uvicorn.Server(uvicorn.Config(create_app(qa), host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_a_client_that_leaves_a_stream_stops_generation_and_frees_the_model(seed_qa):
     model = SlowChat(gap=0.05)  # 700 words: 35 s if nobody stopped it
     settings = seed_qa.settings.model_copy(update={"max_in_flight": 1})
     qa = CitedQA(seed_qa.store, settings, generator=GroundedGenerator(model, seed_qa.texts, "local", timeout=60))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(qa), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{port}/api"
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive()
-            time.sleep(0.05)
+    with serving(qa) as root:
+        url = f"{root}/api"
         with httpx.Client(timeout=30) as client:
             with client.stream("POST", f"{url}/ask/stream", json=QUESTION) as reply:
                 assert reply.status_code == 200
@@ -168,9 +180,16 @@ def test_a_client_that_leaves_a_stream_stops_generation_and_frees_the_model(seed
                 assert time.monotonic() < deadline, "the answer's place in flight was never given back"
                 time.sleep(0.1)
             assert status == 200
-    finally:
-        server.should_exit = True
-        thread.join(10)
+
+
+def test_under_load_every_reply_is_an_answer_or_a_documented_refusal(seed_qa):
+    qa = CitedQA(seed_qa.store, seed_qa.settings.model_copy(update={"max_in_flight": 4}))
+    with serving(qa) as url:
+        result = load(url, clients=64, requests=3, honour_retry_after=False, keep_alive=False)
+    assert sum(result.statuses.values()) == 192 and not result.errors
+    assert set(result.statuses) <= {200, 503} and result.bad_refusals == 0, result.statuses
+    assert result.statuses[200] >= 4
+    assert result.percentile(0.99) < 60  # generous: p99 was 3 s at 64 clients on a busy 2-core machine
 
 
 def test_indexing_and_answering_need_no_network(tmp_path):
