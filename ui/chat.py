@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from index.store import StoreUnavailable
 from qa.chain import CitedQA, QuestionError
 from qa.history import content_text
 from qa.model import Answer, Citation
@@ -66,7 +67,7 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
                 shown += part
                 yield history + [{"role": "assistant", "content": html.escape(shown)}], "", gr.update(), \
                     gr.update(), []
-        except QuestionError as error:
+        except (QuestionError, StoreUnavailable) as error:
             refusal = {"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}
             yield history + [refusal], message, gr.update(), gr.update(), []
             return
@@ -108,7 +109,7 @@ def build_chat(qa: CitedQA) -> gr.Blocks:
             """Answer `question` (with optional `history` of {role, content} turns) as the /api/ask JSON."""
             try:
                 return qa.invoke(question, history or []).to_dict()
-            except QuestionError as error:
+            except (QuestionError, StoreUnavailable) as error:
                 raise gr.Error(str(error)) from None
 
         gr.api(ask, api_name="ask")
