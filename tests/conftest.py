@@ -91,7 +91,11 @@ class ChromaServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(f"{self.url}/api/v2/heartbeat", self.process, 30)
+        try:
+            wait_for(f"{self.url}/api/v2/heartbeat", self.process, 120)  # seconds, on a busy machine
+        except TimeoutError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
