@@ -7,8 +7,10 @@ import logging
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from index.settings import Settings
 from qa.chain import CitedQA, build
@@ -34,6 +36,14 @@ def create_app(qa: CitedQA) -> FastAPI:
                     f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
                     for e in error.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def undecodable_422(request: Request, error: HTTPException) -> JSONResponse:
+        """FastAPI answers a body that is not UTF-8 with a bare 400; to a client it is one more body that is not
+        JSON (found by tests/ui/test_fuzz.py)."""
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            return JSONResponse({"detail": "request body is not valid JSON (not UTF-8)"}, status_code=422)
+        return await http_exception_handler(request, error)
 
     return gr.mount_gradio_app(app, build_chat(qa), path="", css=CSS, footer_links=["api"])
 
