@@ -26,7 +26,7 @@ from ui.server import create_app
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
 QUESTION = {"question": "How many French soldiers are in Niger?"}
-RECOVERY_S = 30  # generous: answers came back 0.1-0.3 s after the store was started again (README "Reliability")
+RECOVERY_S = 30  # generous: answers came back 0.07 s after the store answered its heartbeat (README "Reliability")
 
 
 def refused_with_retry(reply: httpx.Response, status: int, says: str) -> None:
