@@ -19,18 +19,34 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real server on a free port over a freshly indexed seeds/ folder."""
+HOSTILE = ("The harbour board approved 42 new cranes <script>alert(3)</script> on Tuesday.\n\n"
+           "Its chair said the vote <img src=x onerror=alert(4)> was unanimous.\n")
+
+
+def serve_folder(tmp_path_factory, folder: Path):
+    """A real server on a free port over `folder`, freshly indexed."""
     citeqa = str(Path(sys.executable).parent / "citeqa")
     port = free_port()
     env = {**os.environ, "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("live")), "CITEQA_PORT": str(port)}
-    subprocess.run([citeqa, "index", str(SEEDS)], env=env, check=True, capture_output=True)
+    subprocess.run([citeqa, "index", str(folder)], env=env, check=True, capture_output=True)
     log = tmp_path_factory.mktemp("logs") / "serve.log"
     url = f"http://127.0.0.1:{port}"
-    with log.open("w") as out, running([citeqa, "serve"], f"{url}/api/health", 120, env=env, stdout=out,
+    with log.open("w") as out, running([citeqa, "serve"], f"{url}/api/health", 300, env=env, stdout=out,
                                        stderr=subprocess.STDOUT):
         yield url, log
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serve_folder(tmp_path_factory, SEEDS)
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """A server over a document whose text carries markup that would run if it were not escaped."""
+    folder = tmp_path_factory.mktemp("hostile")
+    (folder / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    yield from serve_folder(tmp_path_factory, folder)
 
 
 def test_server_logs_its_url_when_ready(server):
@@ -122,4 +138,21 @@ def test_chat_escapes_markup_and_shows_abstention(server, browser):
     user = page.locator('[data-testid="user"]').last.inner_text()
     assert "<img src=x onerror=alert(1)>" in user and "<script>alert(2)</script>" in user
     assert alerts == [] and page.locator("#chat img[src='x']").count() == 0
+    page.close()
+
+
+def test_markup_in_a_cited_document_and_in_the_question_stays_text(hostile_server, browser):
+    page = browser.new_page()
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(hostile_server[0], wait_until="domcontentloaded")
+    page.wait_for_selector("textarea")
+    answer = ask_in_page(page, "<script>alert(5)</script> How many new cranes did the harbour board approve?")
+    assert "42" in answer and "[1]" in answer
+    panel = page.locator("#source-panel .source-text").inner_text()
+    assert "<script>alert(3)</script>" in panel and "<img src=x onerror=alert(4)>" in panel
+    assert "<script>alert(5)</script>" in page.locator('[data-testid="user"]').last.inner_text()
+    page.wait_for_timeout(500)  # time for anything injected to have run
+    assert alerts == [] and page.locator("img[src='x']").count() == 0
+    assert page.locator("script", has_text="alert(").count() == 0
     page.close()
