@@ -77,7 +77,7 @@ def chroma_url(tmp_path_factory) -> Iterator[str]:
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
     command = [chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1",
                "--port", str(port)]
-    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", 30):
+    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", 120):  # seconds, on a busy machine
         yield f"http://127.0.0.1:{port}"
 
 
