@@ -53,11 +53,11 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: setup-llm browser
-	$(BIN)/ruff check index qa ui tests
+	$(BIN)/ruff check index qa ui tests bench
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check index qa ui tests
+	$(BIN)/ruff check index qa ui tests bench
 
 clean:
 	rm -rf .citeqa tests/artifacts .pytest_cache

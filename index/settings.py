@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     def empty_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
         """`CITEQA_API_KEY=` (set but empty) leaves the API open rather than locking it with an empty key."""
         return value if value and value.get_secret_value() else None
+    # A 2,000-character question and 100 history turns of as much, each character at most 6 bytes as a JSON escape
+    # ("\u00e9"): 1.21 MB, plus the JSON around it; 2 MiB takes any request the contract accepts.
+    max_body_kb: int = Field(2048, ge=1, description="Largest request body in kB, refused (413) before parsing.")
+    max_in_flight: int = Field(8, ge=1, description="Answers computed at once per worker; more get 503 at once.")
 
     @property
     def chunking(self) -> dict[str, int]:

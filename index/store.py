@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
@@ -29,6 +30,14 @@ from index.text import STOPWORDS, normalize, stem, words
 log = logging.getLogger(__name__)
 BATCH = 64
 EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
+# chromadb's HTTP client waits forever (httpx timeout=None); a stalled server must fail the request instead. A
+# vector search takes ~1 ms and a 64-row add well under a second here, so 10 s only catches a server that hangs.
+STORE_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 1.0  # the health probe: a heartbeat answers in ~1 ms on loopback
+
+
+class StoreUnavailable(RuntimeError):
+    """The Chroma server cannot be reached (down, restarting, stalled): a passing condition, not a bad request."""
 
 
 @dataclass
@@ -75,8 +84,13 @@ def chroma_client(settings: Settings) -> chromadb.ClientAPI:
     quiet = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
-        return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
-                                   ssl=url.scheme == "https", settings=quiet)
+        try:
+            client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
+                                         ssl=url.scheme == "https", settings=quiet)
+        except ValueError as error:  # chromadb's "Could not connect to a Chroma server"
+            raise StoreUnavailable(f"the Chroma server at {settings.chroma_url} is unreachable: {error}") from None
+        client._server._session.timeout = httpx.Timeout(STORE_TIMEOUT_S)
+        return client
     return chromadb.PersistentClient(path=str(settings.data_dir / "chroma"), settings=quiet)
 
 
@@ -122,6 +136,17 @@ class IndexStore:
     def _inside(self, path: Path) -> bool:
         return path.resolve().is_relative_to(self.docs_dir.resolve())
 
+    def problem(self) -> str | None:
+        """Why the store cannot answer now, or None: a heartbeat with a short timeout (embedded: always fine)."""
+        if not self.settings.chroma_url:
+            return None
+        try:
+            httpx.get(f"{self.settings.chroma_url.rstrip('/')}/api/v2/heartbeat",
+                      timeout=PROBE_TIMEOUT_S).raise_for_status()
+        except httpx.HTTPError as error:
+            return f"the Chroma server at {self.settings.chroma_url} is unreachable ({error or type(error).__name__})"
+        return None
+
     # writing
     def clear(self) -> None:
         """Start over: the collections, the document copies and the manifest."""
@@ -155,7 +180,9 @@ class IndexStore:
         self._delete(self.sentences, plan.stale_sentences)
         copy = self.copy_path(plan.doc.source)
         copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(plan.doc.text, encoding="utf-8")
+        partial = copy.with_name(f"{copy.name}.partial")  # a crash never leaves a half-written copy to read
+        partial.write_text(plan.doc.text, encoding="utf-8")
+        partial.replace(copy)
 
     def new_words(self, docs: Sequence[tuple[SourceText, Sequence[Sentence]]]) -> list[str]:
         """Words of `docs` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
@@ -194,11 +221,15 @@ class IndexStore:
         return self.chunks._collection.count()
 
     def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity), best first."""
-        k = min(k, self.count())
-        if k == 0:
-            return []
-        found = self.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable."""
+        try:
+            k = min(k, self.count())
+            if k == 0:
+                return []
+            found = self.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        except httpx.TransportError as error:
+            raise StoreUnavailable(f"the Chroma server at {self.settings.chroma_url} is unreachable "
+                                   f"({error or type(error).__name__})") from error
         return [(doc.id, 1.0 - distance) for doc, distance in found]
 
     def snapshot(self) -> Snapshot:

@@ -7,15 +7,14 @@ instead, and so it is when the model fails, is slow, or cites nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import queue
 import re
 import threading
 import time
 from collections.abc import Iterator
 
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from index.text import terms
@@ -32,16 +31,17 @@ SYSTEM = ("Answer the question using only the numbered sentences. Reply in one s
           "Question: How long is the bridge?\nAnswer: The bridge is 40 km long [2].")
 _MARKER = re.compile(r"\[(\d+)\]")
 MAX_HISTORY_CHARS = 300
+_DONE = object()  # the worker's last word on the queue: the model's stream ended
 
 
 class GroundedGenerator:
     def __init__(self, model: BaseChatModel, texts: dict[str, str], mode: str, timeout: float, sentences: int = 4):
         self.texts, self.mode, self.timeout, self.sentences = texts, mode, timeout, sentences
         # One llama.cpp context serves one generation at a time; a server backend takes requests in parallel.
-        self.turn = threading.Lock() if mode == "local" else contextlib.nullcontext()
-        prompt = ChatPromptTemplate.from_messages([("system", SYSTEM), MessagesPlaceholder("history"),
-                                                   ("human", "{numbered}\n\nQuestion: {question}")])
-        self.chain = prompt | model | StrOutputParser()
+        self.turn = threading.Lock() if mode == "local" else None
+        self.prompt = ChatPromptTemplate.from_messages([("system", SYSTEM), MessagesPlaceholder("history"),
+                                                        ("human", "{numbered}\n\nQuestion: {question}")])
+        self.model = model
 
     def stream(self, selection: Selection, history: list[Turn], fallback: Answer) -> Iterator[str | Answer]:
         """Model text as it comes, then the checked `Answer` (or `fallback`, marked as such)."""
@@ -53,18 +53,51 @@ class GroundedGenerator:
         request = {"numbered": numbered, "question": selection.retrieved.query.question.text,
                    "history": recent(history)}
         text, deadline = "", time.monotonic() + self.timeout
+        pieces: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        threading.Thread(target=self._generate, args=(request, pieces, stop, deadline), daemon=True,
+                         name="citeqa-generate").start()
         try:
-            with self.turn:
-                for piece in self.chain.stream(request):
-                    text += piece
-                    yield piece
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"no answer within {self.timeout:.0f} s")
-        except Exception as error:  # a server down, a timeout, a model crash: the user still gets an answer
+            while (piece := pieces.get(timeout=max(0.0, deadline - time.monotonic()))) is not _DONE:
+                if isinstance(piece, Exception):
+                    raise piece
+                text += piece
+                yield piece
+        except queue.Empty:
+            log.error("%s answerer gave no answer within %.0f s; answering extractively", self.mode, self.timeout)
+            yield self._fallback(fallback)
+            return
+        except Exception as error:  # a server down, a model crash: the user still gets an answer
             log.error("%s answerer failed (%s); answering extractively", self.mode, error)
             yield self._fallback(fallback)
             return
+        finally:  # done, timed out, or closed by a client that went away: the model stops at its next token
+            stop.set()
         yield self.check(text, shown, selection) or self._fallback(fallback)
+
+    def _generate(self, request: dict, pieces: queue.Queue, stop: threading.Event, deadline: float) -> None:
+        """The model's stream on a worker thread, so that a model silent before its first token still times out;
+        it holds the llama.cpp context only while generating and gives it up at the first token after `stop`."""
+        if self.turn and not self.turn.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return  # the model stayed busy past the deadline; the reader has already given up
+        try:
+            if stop.is_set():
+                return
+            # The model's own stream, not a `prompt | model` sequence: closing a sequence's stream drains the model.
+            stream = self.model.stream(self.prompt.invoke(request))
+            try:
+                for chunk in stream:
+                    if stop.is_set():
+                        return
+                    pieces.put(str(chunk.text))
+            finally:
+                stream.close()
+            pieces.put(_DONE)
+        except Exception as error:
+            pieces.put(error)
+        finally:
+            if self.turn:
+                self.turn.release()
 
     def check(self, text: str, shown: list, selection: Selection) -> Answer | None:
         """The model's answer with its cited sentences, or None when it is not supported by them."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
 
 from index.embed import load_embeddings, model_name
 from index.pipeline import Indexer
@@ -71,8 +77,41 @@ def chroma_url(tmp_path_factory) -> Iterator[str]:
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
     command = [chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1",
                "--port", str(port)]
-    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", 30):
+    with running(command, f"http://127.0.0.1:{port}/api/v2/heartbeat", 120):  # seconds, on a busy machine
         yield f"http://127.0.0.1:{port}"
+
+
+class ChromaServer:
+    """A `chroma run` process that a test can stop and start again on the same port and data folder."""
+
+    def __init__(self, path: Path, port: int):
+        chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
+        self.command = [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+        self.url, self.process = f"http://127.0.0.1:{port}", None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(f"{self.url}/api/v2/heartbeat", self.process, 120)  # seconds, on a busy machine
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+
+@pytest.fixture
+def chroma_server(tmp_path) -> Iterator[ChromaServer]:
+    """A Chroma server of this test's own, to break on purpose."""
+    server = ChromaServer(tmp_path / "chroma-server", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["embedded", "server"])
@@ -105,3 +144,33 @@ def seed_qa(seed_store) -> CitedQA:
 def seed_learned_qa(seed_store) -> CitedQA:
     """The same chain with the learned selector (the shipped reader), on trial beside the rules."""
     return CitedQA(seed_store, seed_store.settings.model_copy(update={"selector": "learned"}))
+
+
+class SlowChat(BaseChatModel):
+    """A chat model that says `reply` a word at a time: silent for `first` s, then `gap` s between words.
+    `wake` cuts every wait short; `said` counts the words it produced and `closed` is set when its stream ends."""
+
+    reply: str = "France has 1,500 soldiers in Niger [1]. " * 100
+    first: float = 0.0
+    gap: float = 0.0
+    wake: threading.Event = Field(default_factory=threading.Event)
+    closed: threading.Event = Field(default_factory=threading.Event)
+    said: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "slow-fake"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
+        try:
+            self.wake.wait(self.first)
+            for word in re.findall(r"\S+\s*", self.reply):
+                self.said.append(word)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=word))
+                self.wake.wait(self.gap)
+        finally:
+            self.closed.set()
+

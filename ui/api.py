@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr, field_validator
 from starlette.datastructures import UploadFile
+from starlette.types import Receive, Scope, Send
 
 from index.load import IngestError, TooLarge, UnsupportedType
+from index.store import StoreUnavailable
 from qa.chain import CitedQA, QuestionError
 from qa.documents import DocumentLibrary, Upload
 from qa.history import HistoryError
 from qa.model import Answer
+from ui.limits import SHED_RETRY_AFTER_S, InFlight
 
 MAX_QUESTION_CHARS = 2000
 MAX_FILES = 20  # files in one upload: a handful of reports; a whole folder is what `citeqa index` is for
@@ -32,6 +34,11 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
                             "description": ".txt, .md, .html, .htm, .pdf (with a text layer) or .docx"}}}}}}}
+# A stopped Chroma server is back in ~0.6 s after `chroma run` and answers resume on the next request (measured
+# in tests/ui/test_faults.py); a client waiting 5 s does not hammer a store that is restarting.
+STORE_RETRY_AFTER_S = 5
+REFUSALS = {413: {"description": "Request body over the limit, refused before parsing"},
+            503: {"description": "The store is unreachable or too many answers are in flight; see Retry-After"}}
 
 
 class TextPart(BaseModel):
@@ -87,39 +94,79 @@ def refusal(error: IngestError) -> HTTPException:
     return HTTPException(status, str(error))
 
 
+class AnswerStream(StreamingResponse):
+    """Server-sent events of one answer. However the response ends (finished, client gone) the answer is closed,
+    which stops a generation at its next token and frees the model and the answer's place in flight."""
+
+    def __init__(self, parts: Generator[str | Answer, None, None]):
+        super().__init__(events(parts), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.parts = parts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.parts.close()
+
+
 def router(qa: CitedQA, library: DocumentLibrary) -> APIRouter:
-    """Every route; all but /health need the API key when the settings hold one."""
+    """Every route; all but the health routes need the API key when the settings hold one."""
     key = qa.settings.api_key
     api = APIRouter()
     guarded = APIRouter(dependencies=[Depends(bearer(key))] if key else [])
+    in_flight = InFlight(qa.settings.max_in_flight)
 
-    def started(request: AskRequest) -> Iterator[str | Answer]:
-        """The answer's parts, begun: bad input fails here as a 422, before any response has started."""
-        parts = qa.stream(request.question, [turn.model_dump() for turn in request.history])
+    def enter() -> None:
+        """A place among the answers in flight, or a fast 503 (checked on the event loop, before any thread)."""
+        if not in_flight.enter():
+            raise HTTPException(503, f"busy: {in_flight.limit} answers are already in flight; retry shortly",
+                                headers={"Retry-After": str(SHED_RETRY_AFTER_S)})
+
+    def started(request: AskRequest) -> Generator[str | Answer, None, None]:
+        """The answer's parts, begun: bad input fails here as a 422 and an unreachable store as a 503, before any
+        response has started. The answer's place in flight is given back when the parts end or are closed."""
+        parts = held(qa.stream(request.question, [turn.model_dump() for turn in request.history]), in_flight.leave)
         try:
-            first = next(parts)
+            next(parts)
         except (QuestionError, HistoryError) as error:
             raise HTTPException(422, str(error)) from None
-        return itertools.chain([first], parts)
+        except StoreUnavailable as error:
+            raise HTTPException(503, f"document store unavailable: {error}",
+                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)}) from None
+        return parts
 
-    @guarded.post("/ask", response_model=Answer, summary="Answer a question with verbatim citations")
-    def ask(request: AskRequest) -> dict:
+    def answered(request: AskRequest) -> dict:
         *_, answer = started(request)
         return answer.to_dict()
 
-    @guarded.post("/ask/stream", response_class=StreamingResponse,
-              summary="Server-sent events: `delta` events with answer text as it is made, then one `answer` event "
-                      "with the checked /api/ask reply (authoritative: a generated answer that fails the support "
-                      "check is replaced by the extractive one)")
-    def ask_stream(request: AskRequest) -> StreamingResponse:
-        return StreamingResponse(events(started(request)), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+    @guarded.post("/ask", response_model=Answer, responses=REFUSALS,
+                  summary="Answer a question with verbatim citations")
+    async def ask(request: AskRequest) -> dict:
+        enter()
+        return await run_in_threadpool(answered, request)
 
-    @api.get("/health", summary="Readiness and index size")
-    def health() -> dict:
+    @guarded.post("/ask/stream", response_class=StreamingResponse, responses=REFUSALS,
+                  summary="Server-sent events: `delta` events with answer text as it is made, then one `answer` "
+                          "event with the checked /api/ask reply (authoritative: a generated answer that fails the "
+                          "support check is replaced by the extractive one)")
+    async def ask_stream(request: AskRequest) -> StreamingResponse:
+        enter()
+        return AnswerStream(await run_in_threadpool(started, request))
+
+    @api.get("/health", summary="Readiness and index size; 503 while a dependency is down", response_model=None,
+             responses={503: {"description": '`{"status": "degraded", "reason": str}`'}})
+    def health() -> dict | JSONResponse:
+        problem = qa.store.problem()
+        if problem:
+            return JSONResponse({"status": "degraded", "reason": problem}, status_code=503,
+                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
         sources = qa.sources()
         return {"status": "ok", "documents": len(sources), "chunks": sum(s["chunks"] for s in sources),
                 "mode": qa.mode}
+
+    @api.get("/health/live", summary="Liveness: the process answers (200 even while a dependency is down)")
+    def live() -> dict:
+        return {"status": "alive"}
 
     @guarded.get("/sources", response_model=list[SourceOut], summary="The indexed documents")
     def sources() -> list[dict]:
@@ -171,6 +218,19 @@ def router(qa: CitedQA, library: DocumentLibrary) -> APIRouter:
 
     api.include_router(guarded)
     return api
+
+
+def held(parts: Generator[str | Answer, None, None], leave: Callable[[], None]) -> Generator[str | Answer | None]:
+    """`parts` behind one priming `next` (which yields None once the first part is made), then `parts` itself;
+    `leave` runs exactly once however they end: finished, failed, or closed by a client that went away."""
+    try:
+        first = next(parts)
+        yield None
+        yield first
+        yield from parts
+    finally:
+        parts.close()
+        leave()
 
 
 def events(parts: Iterator[str | Answer]) -> Iterator[str]:

@@ -12,6 +12,7 @@ import gradio as gr
 from index.formats import SUFFIXES
 from index.load import IngestError
 from index.pipeline import Added
+from index.store import StoreUnavailable
 from qa.chain import CitedQA, QuestionError
 from qa.documents import DocumentLibrary, Upload
 from qa.history import content_text
@@ -93,7 +94,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary) -> gr.Blocks:
                 shown += part
                 yield history + [{"role": "assistant", "content": html.escape(shown)}], "", gr.update(), \
                     gr.update(), None
-        except QuestionError as error:
+        except (QuestionError, StoreUnavailable) as error:
             refusal = {"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}
             yield history + [refusal], message, gr.update(), gr.update(), None
             return
@@ -174,7 +175,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary) -> gr.Blocks:
             """Answer `question` (with optional `history` of {role, content} turns) as the /api/ask JSON."""
             try:
                 return qa.invoke(question, history or []).to_dict()
-            except QuestionError as error:
+            except (QuestionError, StoreUnavailable) as error:
                 raise gr.Error(str(error)) from None
 
         gr.api(ask, api_name="ask")

@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"bad setting: {error}")
     handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "train": run_train,
                "serve": run_serve}[args.command]
+    from index.store import StoreUnavailable
+
     try:
         return handler(args, settings)
+    except StoreUnavailable as error:
+        return fail(f"{error} (start it, or unset CITEQA_CHROMA_URL for the embedded store)", code=3)
     except KeyboardInterrupt:
         return 130
 

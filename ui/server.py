@@ -9,15 +9,18 @@ from collections.abc import Callable
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException
 
 from index.settings import Settings
 from qa.chain import CitedQA, build
 from qa.documents import DocumentLibrary
-from ui.api import router
+from ui.api import MAX_FILES, MULTIPART_OVERHEAD, router
 from ui.chat import CSS, build_chat
+from ui.limits import BodyLimit
 
 log = logging.getLogger("citeqa")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -28,6 +31,9 @@ def create_app(qa: CitedQA) -> FastAPI:
     app = FastAPI(title="citeqa", version="0.1.0", docs_url="/docs",
                   description="Answers questions about the indexed documents with verbatim citations.")
     app.include_router(router(qa, library), prefix="/api")
+    limits = qa.settings
+    app.add_middleware(BodyLimit, default=limits.max_body_kb * 1024,
+                       routes={"/api/documents": library.max_bytes * MAX_FILES + MULTIPART_OVERHEAD})
 
     @app.exception_handler(RequestValidationError)
     async def readable_422(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -35,6 +41,14 @@ def create_app(qa: CitedQA) -> FastAPI:
                     f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
                     for e in error.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def undecodable_422(request: Request, error: HTTPException) -> JSONResponse:
+        """FastAPI answers a body that is not UTF-8 with a bare 400; to a client it is one more body that is not
+        JSON (found by tests/ui/test_fuzz.py)."""
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            return JSONResponse({"detail": "request body is not valid JSON (not UTF-8)"}, status_code=422)
+        return await http_exception_handler(request, error)
 
     key = qa.settings.api_key
     return gr.mount_gradio_app(app, build_chat(qa, library), path="", css=CSS, footer_links=["api"],

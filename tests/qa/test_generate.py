@@ -11,7 +11,7 @@ from qa.chain import CitedQA, build
 from qa.generate import GroundedGenerator
 from qa.llm import ModelUnavailable, chat_model, model_file
 from qa.verify import supported
-from tests.conftest import free_port, running
+from tests.conftest import SlowChat, free_port, running
 
 SOLDIERS = "France has 1,500 soldiers in Niger, though coup leaders say they have severed security agreements."
 
@@ -126,3 +126,31 @@ def test_concurrent_questions_share_the_local_model_safely(local_qa):
         answers = list(pool.map(local_qa.invoke, questions))
     assert all(a.grounded and a.citations for a in answers)
     assert all(local_qa.texts[c.source][c.start:c.end] == c.quote for a in answers for c in a.citations)
+
+
+def slow_qa(seed_qa: CitedQA, model: SlowChat, timeout: float) -> CitedQA:
+    return CitedQA(seed_qa.store, seed_qa.settings, generator=GroundedGenerator(model, seed_qa.texts, "local",
+                                                                                 timeout=timeout))
+
+
+def test_a_model_silent_before_its_first_token_times_out_and_frees_the_model(seed_qa, caplog):
+    model = SlowChat(first=60)
+    qa = slow_qa(seed_qa, model, timeout=0.5)
+    answer = qa.invoke("How many French soldiers are in Niger?")
+    assert answer.mode == "extractive-fallback" and "1,500" in answer.answer
+    assert answer.timing_ms["total"] < 10_000  # the deadline held although no token ever came
+    assert "gave no answer within 0 s; answering extractively" in caplog.text
+    model.wake.set()  # the stalled call returns: the worker sees it was given up and lets go of the model
+    assert model.closed.wait(5) and qa.generator.turn.acquire(timeout=5)
+    assert len(model.said) <= 1
+
+
+def test_closing_the_answer_stops_generation_and_releases_the_model(seed_qa):
+    model = SlowChat(gap=0.05)  # 600 words: 30 s if nobody stopped it
+    qa = slow_qa(seed_qa, model, timeout=60)
+    parts = qa.stream("How many French soldiers are in Niger?")
+    assert next(parts) == "France "
+    parts.close()  # what a client that disconnects from /api/ask/stream causes
+    assert model.closed.wait(5), "the model kept generating for a reader that was gone"
+    assert qa.generator.turn.acquire(timeout=5)
+    assert len(model.said) < 10

@@ -6,8 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,13 +24,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@contextmanager
-def citeqa_serve(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """A real server on a free port over a freshly indexed seeds/ folder: its URL and its log."""
+HOSTILE = ("The harbour board approved 42 new cranes <script>alert(3)</script> on Tuesday.\n\n"
+           "Its chair said the vote <img src=x onerror=alert(4)> was unanimous.\n")
+
+
+def serve_folder(tmp_path_factory, folder: Path):
+    """A real server on a free port over `folder`, freshly indexed."""
     citeqa = str(Path(sys.executable).parent / "citeqa")
     port = free_port()
     env = {**os.environ, "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("live")), "CITEQA_PORT": str(port)}
-    subprocess.run([citeqa, "index", str(SEEDS)], env=env, check=True, capture_output=True)
+    subprocess.run([citeqa, "index", str(folder)], env=env, check=True, capture_output=True)
     log = tmp_path_factory.mktemp("logs") / "serve.log"
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as out, running([citeqa, "serve"], f"{url}/api/health", SERVE_READY_S, env=env, stdout=out,
@@ -42,15 +43,21 @@ def citeqa_serve(tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with citeqa_serve(tmp_path_factory) as started:
-        yield started
+    yield from serve_folder(tmp_path_factory, SEEDS)
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """A server over a document whose text carries markup that would run if it were not escaped."""
+    folder = tmp_path_factory.mktemp("hostile")
+    (folder / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    yield from serve_folder(tmp_path_factory, folder)
 
 
 @pytest.fixture(scope="module")
 def upload_server(tmp_path_factory):
     """A server of its own for uploads, so the documents it gains change no other test's answers."""
-    with citeqa_serve(tmp_path_factory) as started:
-        yield started
+    yield from serve_folder(tmp_path_factory, SEEDS)
 
 
 def test_server_logs_its_url_when_ready(server):
@@ -197,4 +204,20 @@ def test_upload_in_the_browser_then_ask_about_it(upload_server, browser, tmp_pat
     assert "water-report.pdf" not in page.locator("#documents").inner_text()
     again = ask_in_page(page, "How many households does the Tillaberi water plant serve?")
     assert "water-report.pdf" not in again
+
+
+def test_markup_in_a_cited_document_and_in_the_question_stays_text(hostile_server, browser):
+    page = browser.new_page()
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(hostile_server[0], wait_until="domcontentloaded")
+    page.wait_for_selector("textarea")
+    answer = ask_in_page(page, "<script>alert(5)</script> How many new cranes did the harbour board approve?")
+    assert "42" in answer and "[1]" in answer
+    panel = page.locator("#source-panel .source-text").inner_text()
+    assert "<script>alert(3)</script>" in panel and "<img src=x onerror=alert(4)>" in panel
+    assert "<script>alert(5)</script>" in page.locator('[data-testid="user"]').last.inner_text()
+    page.wait_for_timeout(500)  # time for anything injected to have run
+    assert alerts == [] and page.locator("img[src='x']").count() == 0
+    assert page.locator("script", has_text="alert(").count() == 0
     page.close()
