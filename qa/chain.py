@@ -97,6 +97,10 @@ class CitedQA:
         return self._state.retrieval
 
     @property
+    def selection(self) -> Runnable:
+        return self._state.selection
+
+    @property
     def chain(self) -> Runnable:
         state = self._state
         return state.retrieval | state.selection | state.extraction

@@ -52,6 +52,16 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
     raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL after 20 s: a server waiting on a browser's open event stream must not hang the tests."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(20)
+
+
 @contextmanager
 def running(command: list[str], ready_url: str, seconds: float, **popen) -> Iterator[subprocess.Popen]:
     """A real server process, waited for until `ready_url` answers, stopped afterwards."""
@@ -61,8 +71,7 @@ def running(command: list[str], ready_url: str, seconds: float, **popen) -> Iter
         wait_for(ready_url, process, seconds)
         yield process
     finally:
-        process.terminate()
-        process.wait(20)
+        stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +108,7 @@ class ChromaServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(20)
+            stop(self.process)
 
 
 @pytest.fixture

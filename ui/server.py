@@ -32,8 +32,10 @@ def create_app(qa: CitedQA) -> FastAPI:
                   description="Answers questions about the indexed documents with verbatim citations.")
     app.include_router(router(qa, library), prefix="/api")
     limits = qa.settings
+    # Uploads: the route's own Content-Length check (with its clearer message) comes first; this bound, twice
+    # that, stops a body that runs past the length it declared.
     app.add_middleware(BodyLimit, default=limits.max_body_kb * 1024,
-                       routes={"/api/documents": library.max_bytes * MAX_FILES + MULTIPART_OVERHEAD})
+                       routes={"/api/documents": 2 * (library.max_bytes * MAX_FILES + MULTIPART_OVERHEAD)})
 
     @app.exception_handler(RequestValidationError)
     async def readable_422(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -22,6 +22,7 @@ from bench.load import run as load
 from qa.chain import CitedQA
 from qa.generate import GroundedGenerator
 from tests.conftest import SEEDS, SlowChat, free_port, running
+from ui.api import MAX_FILES, MULTIPART_OVERHEAD
 from ui.server import create_app
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
@@ -98,11 +99,13 @@ def test_the_largest_request_the_contract_allows_fits_the_default_limit(client):
     assert reply.status_code == 200 and "1,500" in reply.json()["answer"]
 
 
-def test_uploads_get_their_own_larger_limit(client, seed_qa):
-    body = b"x" * (seed_qa.settings.max_body_kb * 1024 + 1)
-    assert client.post("/api/documents", content=body).status_code != 413
-    too_big = b"x" * (seed_qa.settings.max_upload_mb * 1024 * 1024 + 65536 + 1)
-    assert client.post("/api/documents", content=too_big).status_code == 413
+def test_uploads_get_their_own_larger_limit(seed_qa):
+    qa = CitedQA(seed_qa.store, seed_qa.settings.model_copy(update={"max_body_kb": 1, "max_upload_mb": 0.01}))
+    with TestClient(create_app(qa)) as small:
+        assert small.post("/api/ask", content=b"x" * 2048).status_code == 413
+        assert small.post("/api/documents", content=b"x" * 2048).status_code != 413
+        too_big = b"x" * (2 * (int(0.01 * 2**20) * MAX_FILES + MULTIPART_OVERHEAD) + 1)
+        assert small.post("/api/documents", content=too_big).status_code == 413
 
 
 def blocking_qa(seed_qa, in_flight: int) -> tuple[CitedQA, threading.Event, threading.Event]:
