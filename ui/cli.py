@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
                        help="docs/ and qa.jsonl / qa-v1.jsonl (default: ../shared/train)")
     learn.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="where the reader goes (default: the shipped one, qa/reader)")
-    learn.add_argument("--questions", type=int, help="learning questions sampled (default: the recipe's 5,000)")
+    learn.add_argument("--questions", type=int, help="learning questions sampled (default: the recipe's 3,500)")
     learn.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
 
     serve = commands.add_parser("serve", help="start the chat and the REST API")
