@@ -80,7 +80,7 @@ class LearnedSelector:
         return evidence, [evidence.found[i] for i in order], [float(scores[i]) for i in order]
 
     def candidate(self, row: int) -> Candidate:
-        return Candidate(self.table.quote(self.table.sentences[row].span), self.table.previous(row))
+        return candidate(self.table, row)
 
     def run(self, retrieved: Retrieved) -> Selection:
         evidence, shortlist, first = self.shortlist(retrieved)
@@ -98,6 +98,11 @@ class LearnedSelector:
         short = Span(sentence.source, sentence.start + reading.start, sentence.start + reading.end)
         return Selection(retrieved, [ScoredSpan(quote_around(self.table.quote(sentence), sentence, short), chance)],
                          ranked, short if short.end > short.start else None, RELEVANT)
+
+
+def candidate(table: SpanSelector, row: int) -> Candidate:
+    """What the reader reads for a sentence: its text and the sentence before it in the same source."""
+    return Candidate(table.quote(table.sentences[row].span), table.previous(row))
 
 
 def reader_question(retrieved: Retrieved) -> str:

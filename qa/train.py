@@ -32,7 +32,9 @@ from qa.learned import (
     FIRST_STAGE_FEATURES,
     RANKER_FEATURES,
     LearnedSelector,
+    Linear,
     answerable_features,
+    candidate,
     first_stage_features,
     ranker_features,
     reader_question,
@@ -180,7 +182,7 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, seed: int) -> dict:
 
 def training_pairs(cases: list[Case], table: SpanSelector, card: dict, config: TrainConfig) -> list[Pair]:
     """Per question: the sentence holding the gold answer, and the first stage's best wrong sentences."""
-    weights, bias = np.asarray(card["first_stage"]["weights"]), card["first_stage"]["bias"]
+    first_stage = Linear.from_card(card["first_stage"])
     starts = [(s.span.source, s.span.start) for s in table.sentences]
     pairs = []
     for case in cases:
@@ -188,7 +190,7 @@ def training_pairs(cases: list[Case], table: SpanSelector, card: dict, config: T
         text = question["question"].strip()
         wrong = []
         if case.rows:
-            order = np.argsort(-(case.features @ weights + bias), kind="stable")
+            order = np.argsort(-first_stage.logit(case.features), kind="stable")
             wrong = [case.rows[i] for i in order if not case.gold[i]][: config.negatives]
         pairs += [Pair(text, candidate(table, row), False, None) for row in wrong]
         if case.answerable:
@@ -199,10 +201,6 @@ def training_pairs(cases: list[Case], table: SpanSelector, card: dict, config: T
                 pairs.append(Pair(text, candidate(table, row), True, (s - sentence.start, e - sentence.start)))
     random.shuffle(pairs)
     return pairs
-
-
-def candidate(table: SpanSelector, row: int) -> Candidate:
-    return Candidate(table.quote(table.sentences[row].span), table.previous(row))
 
 
 def fine_tune(pairs: list[Pair], config: TrainConfig, say: Callable[[str], None]):
@@ -375,12 +373,12 @@ def calibrate(qa: CitedQA, selector: LearnedSelector, cases: list[Case], seed: i
     ranker = fit_linear(np.vstack([ranker_features(r, f) for _, r, f, _ in read]),
                         np.concatenate([g for *_, g in read]), seed)
     say(f"ranker: weights {dict(zip(RANKER_FEATURES, ranker['weights'], strict=True))}")
-    weights = np.asarray(ranker["weights"])
-    features = [answerable_features(ranker_features(r, f) @ weights + ranker["bias"], r, f) for _, r, f, _ in read]
+    rank = Linear.from_card(ranker)
+    features = [answerable_features(rank.logit(ranker_features(r, f)), r, f) for _, r, f, _ in read]
     labels = [case.answerable for case, *_ in read]
     x, y = np.asarray(features), np.asarray(labels)
     model = fit_linear(x, y, seed)
-    chance = 1.0 / (1.0 + np.exp(-(x @ np.asarray(model["weights"]) + model["bias"])))
+    chance = Linear.from_card(model).probability(x)
     curve = []
     for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
         abstain = chance < threshold
