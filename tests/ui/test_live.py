@@ -103,6 +103,16 @@ def browser():
         chromium.close()
 
 
+def open_chat(browser, url: str, **options) -> tuple:
+    """A new page on the chat, ready for a question, and the list every alert it raises lands in."""
+    page = browser.new_page(**options)
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("textarea")
+    return page, alerts
+
+
 def ask_in_page(page, question: str) -> str:
     before = page.locator('[data-testid="bot"]').count()
     box = page.locator("textarea").first
@@ -138,11 +148,7 @@ def test_chat_in_the_browser(server, browser, width, height):
 
 
 def test_chat_escapes_markup_and_shows_abstention(server, browser):
-    page = browser.new_page()
-    alerts: list[str] = []
-    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
-    page.goto(server[0], wait_until="domcontentloaded")
-    page.wait_for_selector("textarea")
+    page, alerts = open_chat(browser, server[0])
     attack = "<img src=x onerror=alert(1)><script>alert(2)</script> What is the population of Niger?"
     answer = ask_in_page(page, attack)
     assert "Not in the documents" in answer
@@ -173,11 +179,7 @@ def test_upload_in_the_browser_then_ask_about_it(upload_server, browser, tmp_pat
     for name, raw in [("water-report.pdf", report_pdf()), ("scan.pdf", scanned_pdf()),
                       ("clinic.html", HTML_PAGE.encode("utf-8"))]:
         (tmp_path / name).write_bytes(raw)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    alerts: list[str] = []
-    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
-    page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_selector("textarea")
+    page, alerts = open_chat(browser, url, viewport={"width": 1280, "height": 900})
     page.locator("#upload input[type=file]").set_input_files([str(tmp_path / n) for n in
                                                               ("water-report.pdf", "scan.pdf", "clinic.html")])
     result = page.locator("#upload-result")
@@ -207,11 +209,7 @@ def test_upload_in_the_browser_then_ask_about_it(upload_server, browser, tmp_pat
 
 
 def test_markup_in_a_cited_document_and_in_the_question_stays_text(hostile_server, browser):
-    page = browser.new_page()
-    alerts: list[str] = []
-    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
-    page.goto(hostile_server[0], wait_until="domcontentloaded")
-    page.wait_for_selector("textarea")
+    page, alerts = open_chat(browser, hostile_server[0])
     answer = ask_in_page(page, "<script>alert(5)</script> How many new cranes did the harbour board approve?")
     assert "42" in answer and "[1]" in answer
     panel = page.locator("#source-panel .source-text").inner_text()
