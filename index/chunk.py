@@ -1,6 +1,6 @@
 """Builds retrieval chunks from whole sentences, each with its neighbours for context."""
 
-from index.model import Chunk, Sentence, Span, content_hash
+from index.spans import Chunk, Sentence, Span, content_hash
 from index.text import normalize
 
 

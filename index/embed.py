@@ -6,7 +6,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 
 
 def default_model_path() -> Path:
@@ -32,5 +32,5 @@ def load_embeddings(path: Path | None = None) -> Embeddings:
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no sentence-transformers model in {folder}")
     log.info("loading embedding model from %s", folder)
-    return HuggingFaceEmbeddings(model_name=str(folder), model_kwargs={"device": "cpu"},
+    return HuggingFaceEmbeddings(model_name=str(folder), model_kwargs={"device": "cpu", "local_files_only": True},
                                  encode_kwargs={"normalize_embeddings": True, "batch_size": 32})

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from index.formats import COPY_SUFFIX, EXTRACTORS, SUFFIXES, Unreadable
-from index.model import SourceText
+from index.spans import SourceText
 
 # ext4 and most file systems take names of up to 255 bytes; the document copy may add COPY_SUFFIX to the name.
 MAX_NAME_BYTES = 255 - len(COPY_SUFFIX)

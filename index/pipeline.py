@@ -10,17 +10,13 @@ from pathlib import Path
 
 from index.chunk import chunk_sentences, content_sentences
 from index.load import IngestError, load_sources
-from index.model import Chunk, Sentence, SourceText
 from index.segment import sentences as segment
-from index.store import IndexStore, Manifest, SourcePlan
+from index.spans import Chunk, Sentence, SourceText
+from index.store import IncompatibleIndex, IndexStore, Manifest, SourcePlan
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 # Given the number of pieces to embed, returns what to call with each batch embedded (a progress bar's update).
 Progress = Callable[[int], Callable[[int], None]]
-
-
-class IncompatibleIndex(RuntimeError):
-    """The stored vectors were made with another model or chunking; mixing them would be silent garbage."""
 
 
 @dataclass(frozen=True)
@@ -136,15 +132,3 @@ class Indexer:
                                                  "chunks": plan.chunks}
             self.store.save_manifest(manifest)
         return plans
-
-    def check(self) -> Manifest:
-        """The manifest, or why the store cannot be read with the current settings."""
-        manifest = self.store.manifest()
-        if manifest is None:
-            raise IncompatibleIndex("no index yet: run `citeqa index` first")
-        if not manifest.compatible(self.store.expected):
-            raise IncompatibleIndex(
-                f"the index was built with {manifest.embedding_model} {manifest.chunking}, the settings ask for "
-                f"{self.store.expected.embedding_model} {self.store.expected.chunking}: "
-                "run `citeqa index --rebuild`")
-        return manifest

@@ -7,7 +7,7 @@ segment so offsets stay whole, but flagged so it is never indexed or cited.
 
 import re
 
-from index.model import Sentence, Span
+from index.spans import Sentence, Span
 
 # Bump when the rules below change what a sentence is: stored indexes made with other rules get rebuilt.
 SEGMENTATION_VERSION = 2

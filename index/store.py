@@ -21,13 +21,14 @@ from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
+from index.embed import load_embeddings, model_name
 from index.formats import COPY_SUFFIX, TEXT_SUFFIXES
-from index.model import Chunk, Sentence, SourceText, Span, content_hash, stable_id
 from index.segment import SEGMENTATION_VERSION
-from index.settings import Settings
+from index.settings import IndexSettings
+from index.spans import Chunk, Sentence, SourceText, Span, content_hash, stable_id
 from index.text import STOPWORDS, normalize, stem, words
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 BATCH = 64
 EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
 # chromadb's HTTP client waits forever (httpx timeout=None); a stalled server must fail the request instead. A
@@ -38,6 +39,10 @@ PROBE_TIMEOUT_S = 1.0  # the health probe: a heartbeat answers in ~1 ms on loopb
 
 class StoreUnavailable(RuntimeError):
     """The Chroma server cannot be reached (down, restarting, stalled): a passing condition, not a bad request."""
+
+
+class IncompatibleIndex(RuntimeError):
+    """The stored vectors were made with another model or chunking; mixing them would be silent garbage."""
 
 
 @dataclass
@@ -61,7 +66,8 @@ class Snapshot:
     sentences: list[Sentence]
     sentence_vectors: np.ndarray
     vocabulary: list[str] = field(default_factory=list)
-    vocabulary_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 384), dtype=np.float32))
+    vocabulary_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, EMPTY_DIMENSIONS),
+                                                                                    dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class SourcePlan:
         return len(self.new_chunks) + len(self.new_sentences)
 
 
-def chroma_client(settings: Settings) -> chromadb.ClientAPI:
+def chroma_client(settings: IndexSettings) -> chromadb.ClientAPI:
     quiet = ChromaSettings(anonymized_telemetry=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
@@ -89,13 +95,20 @@ def chroma_client(settings: Settings) -> chromadb.ClientAPI:
                                          ssl=url.scheme == "https", settings=quiet)
         except ValueError as error:  # chromadb's "Could not connect to a Chroma server"
             raise StoreUnavailable(f"the Chroma server at {settings.chroma_url} is unreachable: {error}") from None
+        # chromadb has no public setting for this: its HTTP session is private (check on upgrading chromadb).
         client._server._session.timeout = httpx.Timeout(STORE_TIMEOUT_S)
         return client
     return chromadb.PersistentClient(path=str(settings.data_dir / "chroma"), settings=quiet)
 
 
+def open_store(settings: IndexSettings) -> IndexStore:
+    """The store the settings name, with the embedding model they name (loaded once, from local files)."""
+    path = settings.embedding_model
+    return IndexStore(settings, load_embeddings(path), model_name(path))
+
+
 class IndexStore:
-    def __init__(self, settings: Settings, embeddings: Embeddings, embedding_model: str):
+    def __init__(self, settings: IndexSettings, embeddings: Embeddings, embedding_model: str):
         self.settings = settings
         self.client = chroma_client(settings)
         self.embeddings = embeddings
@@ -106,8 +119,11 @@ class IndexStore:
         self.sentences = self._collection("sentences")
         self.vocabulary = self._collection("terms")
 
+    def _name(self, kind: str) -> str:
+        return f"{self.settings.collection}_{kind}"
+
     def _collection(self, kind: str) -> Chroma:
-        return Chroma(client=self.client, collection_name=f"{self.settings.collection}_{kind}",
+        return Chroma(client=self.client, collection_name=self._name(kind),
                       embedding_function=self.embeddings,
                       collection_configuration={"hnsw": {"space": "cosine"}})
 
@@ -116,6 +132,17 @@ class IndexStore:
         if not self.manifest_path.is_file():
             return None
         return Manifest(**json.loads(self.manifest_path.read_text(encoding="utf-8")))
+
+    def check(self) -> Manifest:
+        """The manifest, or why the store cannot be read with the current settings (`IncompatibleIndex`)."""
+        manifest = self.manifest()
+        if manifest is None:
+            raise IncompatibleIndex("no index yet: run `citeqa index` first")
+        if not manifest.compatible(self.expected):
+            raise IncompatibleIndex(
+                f"the index was built with {manifest.embedding_model} {manifest.chunking}, the settings ask for "
+                f"{self.expected.embedding_model} {self.expected.chunking}: run `citeqa index --rebuild`")
+        return manifest
 
     def save_manifest(self, manifest: Manifest) -> None:
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +245,7 @@ class IndexStore:
 
     # reading
     def count(self) -> int:
-        return self.chunks._collection.count()
+        return self.client.get_collection(self._name("chunks")).count()
 
     def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable."""

@@ -1,4 +1,5 @@
-"""The answering chain, wired in one place: parse → retrieve → select spans → compose → verify (LCEL)."""
+"""The answering chain, wired in one place: parse → retrieve → select spans → compose → verify (LCEL); every
+answer goes through it, and a language model, when there is one, answers from what it selected."""
 
 from __future__ import annotations
 
@@ -10,25 +11,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from index.embed import load_embeddings, model_name
-from index.pipeline import Indexer
-from index.settings import Settings
-from index.store import IndexStore, Snapshot
+from index.store import IndexStore, Snapshot, open_store
+from qa.answer import Answer
 from qa.compose import compose
 from qa.generate import GroundedGenerator
 from qa.history import follow_up_context, turns
 from qa.learned import LearnedSelector
 from qa.llm import ModelUnavailable, chat_model
-from qa.model import Answer
 from qa.question import read
 from qa.reader import READER_DIR, load_reader
 from qa.retrieve import HybridRetriever, Query
-from qa.select import SpanSelector, Weights
+from qa.select import Selection, SpanSelector, Weights
+from qa.settings import MAX_QUESTION_CHARS, AnsweringSettings, Settings
 from qa.verify import verify
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 
 
 class QuestionError(ValueError):
@@ -40,9 +39,9 @@ class Derived:
     """The parts of the chain built from one snapshot of the index; a request uses one of these throughout."""
 
     snapshot: Snapshot
-    retrieval: Runnable
-    selection: Runnable
-    extraction: Runnable
+    retrieval: Runnable  # request → Retrieved
+    selection: Runnable  # Retrieved → Selection
+    chain: Runnable  # request → {"selection": Selection, "extractive": Answer}: retrieval | selection | extraction
 
 
 class CitedQA:
@@ -52,7 +51,7 @@ class CitedQA:
     from the same ranked sentences and the extractive answer is what it falls back to.
     """
 
-    def __init__(self, store: IndexStore, settings: Settings, weights: Weights | None = None,
+    def __init__(self, store: IndexStore, settings: AnsweringSettings, weights: Weights | None = None,
                  generator: GroundedGenerator | None = None):
         self.settings = settings
         self.store = store
@@ -73,7 +72,8 @@ class CitedQA:
         selection: Runnable = RunnableLambda(selector.run, name="select_spans")
         extraction: Runnable = (RunnableLambda(lambda s: compose(s, texts), name="compose")
                                 | RunnableLambda(lambda a: verify(a, texts), name="verify"))
-        return Derived(snapshot, retrieval, selection, extraction)
+        chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
+        return Derived(snapshot, retrieval, selection, chain)
 
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
@@ -102,19 +102,21 @@ class CitedQA:
 
     @property
     def chain(self) -> Runnable:
-        state = self._state
-        return state.retrieval | state.selection | state.extraction
+        return self._state.chain
 
     @property
     def mode(self) -> str:
-        return self.generator.mode if self.generator else "extractive"
+        """What answers come as: extractive, the generative answerer, or extractive-fallback while it is down."""
+        if self.generator is None:
+            return "extractive"
+        return "extractive-fallback" if self.generator.model is None else self.generator.mode
 
     def _query(self, request: dict[str, Any]) -> Query:
         question = str(request.get("question") or "").strip()
         if not question:
             raise QuestionError("question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise QuestionError(f"question is longer than {self.settings.max_question_chars} characters")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QuestionError(f"question is longer than {MAX_QUESTION_CHARS} characters")
         return Query(read(question), follow_up_context(question, turns(request.get("history"))))
 
     def invoke(self, question: str, history: list | None = None) -> Answer:
@@ -125,10 +127,9 @@ class CitedQA:
         """Answer text as it is made (word by word when extractive), then the finished, verified `Answer`."""
         started = time.perf_counter()
         state = self._state
-        retrieved = state.retrieval.invoke({"question": question, "history": history or []})
-        retrieved_at = time.perf_counter()
-        selection = state.selection.invoke(retrieved)
-        extractive: Answer = state.extraction.invoke(selection)
+        drafted = state.chain.invoke({"question": question, "history": history or []})
+        selection: Selection = drafted["selection"]
+        extractive: Answer = drafted["extractive"]
         parts = (self.generator.stream(selection, turns(history), extractive) if self.generator
                  else [*text_deltas(extractive.answer), extractive])
         first_at = None
@@ -139,7 +140,8 @@ class CitedQA:
             first_at = first_at or time.perf_counter()
             yield part
         done = time.perf_counter()
-        answer.timing_ms = {"retrieve": ms(retrieved_at - started), "answer": ms(done - retrieved_at),
+        retrieve = selection.retrieved.seconds
+        answer.timing_ms = {"retrieve": ms(retrieve), "answer": ms(done - started - retrieve),
                             "total": ms(done - started)}
         if self.generator:
             answer.timing_ms["first_token"] = ms((first_at or done) - started)
@@ -162,21 +164,19 @@ def text_deltas(text: str) -> list[str]:
     return re.findall(r"\S+\s*|^\s+", text)
 
 
-def open_store(settings: Settings) -> IndexStore:
-    path = settings.embedding_model
-    return IndexStore(settings, load_embeddings(path), model_name(path))
-
-
 def build(settings: Settings, store: IndexStore | None = None) -> CitedQA:
     """The chain over the stored index (by default the one the settings name); refuses an index made with other
-    settings. A generative backend that cannot be loaded is logged and left out: answers stay extractive.
+    settings. A generative backend that cannot be loaded is logged, and every answer says it fell back.
     """
-    store = store or open_store(settings)
-    Indexer(store).check()
-    qa = CitedQA(store, settings)
-    if settings.answerer != "extractive":
+    store = store or open_store(settings.index)
+    store.check()
+    qa = CitedQA(store, settings.answering)
+    answerer = settings.answering.answerer
+    if answerer != "extractive":
         try:
-            qa.generator = GroundedGenerator(chat_model(settings), qa.texts, settings.answerer, settings.llm_timeout)
+            model, unavailable = chat_model(settings), ""
         except ModelUnavailable as error:
-            log.error("the %s answerer is unavailable, answering extractively: %s", settings.answerer, error)
+            model, unavailable = None, str(error)
+            log.error("the %s answerer is unavailable, answers will be extractive: %s", answerer, error)
+        qa.generator = GroundedGenerator(model, qa.texts, answerer, settings.llm.llm_timeout, unavailable=unavailable)
     return qa

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.model import Answer, Citation, ShortAnswer
+from qa.answer import Answer, Citation, ShortAnswer
 from qa.select import Selection
 
 

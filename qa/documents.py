@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from index.load import IngestError, check_upload, read_bytes
-from index.model import SourceText
 from index.pipeline import Added, Indexer, Progress
+from index.spans import SourceText
 from qa.chain import CitedQA
 
-log = logging.getLogger("citeqa.documents")  # under "citeqa": `citeqa serve` logs it at INFO
+log = logging.getLogger(f"citeqa.{__name__}")
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ class Upload:
 
 
 class DocumentLibrary:
-    def __init__(self, qa: CitedQA):
+    def __init__(self, qa: CitedQA, max_bytes: int):
         self.qa = qa
         self.indexer = Indexer(qa.store)
-        self.max_bytes = int(qa.settings.max_upload_mb * 2**20)
+        self.max_bytes = max_bytes
         self._writing = threading.Lock()
 
     def read(self, upload: Upload) -> SourceText:

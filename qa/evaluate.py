@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.settings import Settings
+from qa.answer import Answer
 from qa.chain import CitedQA
-from qa.model import Answer
+from qa.settings import Settings
 
 SHORT_CHARS = 300
 
@@ -75,7 +75,8 @@ def percentiles(prefix: str, values: list[float]) -> str:
 def separate_store(settings: Settings, docs: Path) -> Settings:
     """Settings for an embedded store of its own for `docs`, kept between runs (only changes re-embed)."""
     key = hashlib.sha1(str(docs.resolve()).encode()).hexdigest()[:10]
-    return settings.model_copy(update={"data_dir": settings.data_dir / "eval" / key, "chroma_url": None})
+    index = settings.index.model_copy(update={"data_dir": settings.index.data_dir / "eval" / key, "chroma_url": None})
+    return settings.model_copy(update={"index": index})
 
 
 def squad_normal(text: str) -> list[str]:

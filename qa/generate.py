@@ -18,11 +18,11 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from index.text import terms
-from qa.model import Answer, Citation, ShortAnswer, Turn
+from qa.answer import Answer, Citation, ShortAnswer, Turn
 from qa.select import Selection, holds
 from qa.verify import supported
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 
 NOT_FOUND = "NOT IN DOCUMENTS"
 SYSTEM = ("Answer the question using only the numbered sentences. Reply in one short sentence that ends with "
@@ -35,8 +35,13 @@ _DONE = object()  # the worker's last word on the queue: the model's stream ende
 
 
 class GroundedGenerator:
-    def __init__(self, model: BaseChatModel, texts: dict[str, str], mode: str, timeout: float, sentences: int = 4):
+    """`model` None: the configured model could not be loaded (`unavailable` says why); every grounded answer is
+    then the extractive one, marked extractive-fallback, and the log says why each time."""
+
+    def __init__(self, model: BaseChatModel | None, texts: dict[str, str], mode: str, timeout: float,
+                 sentences: int = 4, unavailable: str = ""):
         self.texts, self.mode, self.timeout, self.sentences = texts, mode, timeout, sentences
+        self.unavailable = unavailable
         # One llama.cpp context serves one generation at a time; a server backend takes requests in parallel.
         self.turn = threading.Lock() if mode == "local" else None
         self.prompt = ChatPromptTemplate.from_messages([("system", SYSTEM), MessagesPlaceholder("history"),
@@ -47,6 +52,10 @@ class GroundedGenerator:
         """Model text as it comes, then the checked `Answer` (or `fallback`, marked as such)."""
         if not selection.grounded:
             yield fallback
+            return
+        if self.model is None:
+            log.warning("%s answerer is unavailable (%s); answering extractively", self.mode, self.unavailable)
+            yield self._fallback(fallback)
             return
         shown = [s.span for s in selection.ranked[: self.sentences]]
         numbered = "\n".join(f"[{n}] {span.text_in(self.texts[span.source])}" for n, span in enumerate(shown, 1))
@@ -64,11 +73,12 @@ class GroundedGenerator:
                 text += piece
                 yield piece
         except queue.Empty:
-            log.error("%s answerer gave no answer within %.0f s; answering extractively", self.mode, self.timeout)
+            log.warning("%s answerer gave no answer within %.0f s; answering extractively", self.mode,
+                        self.timeout)
             yield self._fallback(fallback)
             return
         except Exception as error:  # a server down, a model crash: the user still gets an answer
-            log.error("%s answerer failed (%s); answering extractively", self.mode, error)
+            log.warning("%s answerer failed (%s); answering extractively", self.mode, error)
             yield self._fallback(fallback)
             return
         finally:  # done, timed out, or closed by a client that went away: the model stops at its next token
@@ -103,7 +113,7 @@ class GroundedGenerator:
         """The model's answer with its cited sentences, or None when it is not supported by them."""
         answer = text.strip()
         if NOT_FOUND.lower() in answer.lower():
-            log.info("%s model found no answer where extraction did; answering extractively", self.mode)
+            log.info("%s answerer found no answer where extraction did; answering extractively", self.mode)
             return None
         cited = sorted({int(n) for n in _MARKER.findall(answer) if 1 <= int(n) <= len(shown)})
         answer = re.sub(r"\s+([.,;])", r"\1", _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "",
@@ -111,19 +121,20 @@ class GroundedGenerator:
         if not cited:
             cited = self._attribute(answer, shown)
             answer = f"{answer} " + "".join(f"[{n}]" for n in cited)
-        citations = [Citation(n, shown[n - 1].source, shown[n - 1].start, shown[n - 1].end,
-                              shown[n - 1].text_in(self.texts[shown[n - 1].source]), score(selection, shown[n - 1]))
-                     for n in cited]
+        citations = [Citation(n, span.source, span.start, span.end, span.text_in(self.texts[span.source]),
+                              ranked_score(selection, span)) for n, span in ((n, shown[n - 1]) for n in cited)]
         question = selection.retrieved.query.question
         if not all(selection.answers(shown[n - 1]) for n in cited):
-            log.info("%s answer cites a sentence the selector does not score as answering: %r", self.mode,
-                     answer[:200])
+            log.info("%s answer cites a sentence the selector does not score as answering; answering "
+                     "extractively: %r", self.mode, answer[:200])
             return None
         if not citations or not supported(answer, [c.quote for c in citations], question.text):
-            log.info("%s answer not supported by its citations: %r", self.mode, answer[:200])
+            log.info("%s answer not supported by its citations; answering extractively: %r", self.mode,
+                     answer[:200])
             return None
         if not holds(_MARKER.sub(" ", answer), question, near=False):
-            log.info("%s answer lacks the %s asked for: %r", self.mode, question.expect.value, answer[:200])
+            log.info("%s answer lacks the %s asked for; answering extractively: %r", self.mode,
+                     question.expect.value, answer[:200])
             return None
         short = ShortAnswer.of(selection.short, self.texts) if selection.short else None
         return Answer(answer, grounded=True, citations=citations, mode=self.mode,
@@ -142,7 +153,7 @@ class GroundedGenerator:
         return fallback
 
 
-def score(selection: Selection, span) -> float:
+def ranked_score(selection: Selection, span) -> float:
     return round(next((s.score for s in selection.ranked if s.span == span), 0.0), 3)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from qa.model import Turn
+from qa.answer import Turn
 from qa.question import clean, is_follow_up, names
 
 MAX_CONTEXT_CHARS = 600

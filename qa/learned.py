@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.model import Span
+from index.spans import Span
 from qa.reader import Candidate, Reader, Reading
 from qa.retrieve import Retrieved
 from qa.select import Evidence, Found, ScoredSpan, Selection, SpanSelector, clause_windows

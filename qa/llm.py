@@ -14,9 +14,9 @@ from pathlib import Path
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
-from index.settings import Settings
+from qa.settings import LLMSettings, Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 
 
 class ModelUnavailable(RuntimeError):
@@ -45,14 +45,14 @@ PACKAGED = {
 }
 
 
-def model_file(settings: Settings) -> Path:
-    """The GGUF to load: a path given in the settings, or a packaged model joined into the data dir once."""
+def model_file(settings: LLMSettings, data_dir: Path) -> Path:
+    """The GGUF to load: a path given in the settings, or a packaged model joined into `data_dir` once."""
     if settings.local_model not in PACKAGED:
         path = Path(settings.local_model)
         if not path.is_file():
             raise ModelUnavailable(f"no model file {path} (CITEQA_LOCAL_MODEL); use one of {', '.join(PACKAGED)}")
         return path
-    return assemble(PACKAGED[settings.local_model], settings.data_dir / "models")
+    return assemble(PACKAGED[settings.local_model], data_dir / "models")
 
 
 def assemble(model: PackagedModel, folder: Path) -> Path:
@@ -84,13 +84,13 @@ def assemble(model: PackagedModel, folder: Path) -> Path:
 
 
 def chat_model(settings: Settings) -> BaseChatModel:
-    """The chat model for `settings.answerer` ("local" or "openai"); raises ModelUnavailable with the fix."""
-    if settings.answerer == "openai":
-        return _openai(settings)
-    return _local(settings)
+    """The chat model for the answerer setting ("local" or "openai"); raises ModelUnavailable with the fix."""
+    if settings.answering.answerer == "openai":
+        return _openai(settings.llm)
+    return _local(settings.llm, settings.index.data_dir)
 
 
-def _openai(settings: Settings) -> BaseChatModel:
+def _openai(settings: LLMSettings) -> BaseChatModel:
     if not settings.llm_url:
         raise ModelUnavailable("CITEQA_ANSWERER=openai needs CITEQA_LLM_URL (an OpenAI-compatible /v1 address)")
     try:
@@ -102,12 +102,12 @@ def _openai(settings: Settings) -> BaseChatModel:
                       max_retries=0, streaming=True)
 
 
-def _local(settings: Settings) -> BaseChatModel:
+def _local(settings: LLMSettings, data_dir: Path) -> BaseChatModel:
     try:
         from langchain_community.chat_models import ChatLlamaCpp
     except ImportError:
         raise ModelUnavailable("llama-cpp-python is not installed: pip install '.[llm]' (make setup LLM=1)") from None
-    path = model_file(settings)
+    path = model_file(settings, data_dir)
     try:
         return ChatLlamaCpp(model_path=str(path), n_ctx=2048, n_threads=settings.llm_threads, n_batch=256,
                             temperature=0.0, max_tokens=settings.llm_max_tokens, verbose=False, streaming=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 
 READER_DIR = Path(__file__).with_name("reader")  # the shipped model; `citeqa train` writes it
 MAX_TOKENS = 128  # the whole pair; Wikipedia sentences run 30-60 tokens, few past 90

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from rank_bm25 import BM25Okapi
 
-from index.model import Chunk
+from index.spans import Chunk
 from index.store import IndexStore, Snapshot
 from index.text import STOPWORDS, normalize, stem, terms, words
 from qa.question import Question
@@ -34,6 +35,7 @@ class Retrieved:
     chunks: list[tuple[Chunk, float]]
     # Question words the documents never use, mapped to document words of like meaning ("moscow" → "russia").
     expansions: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0  # what retrieval took (the reply's timing_ms.retrieve)
 
 
 class HybridRetriever:
@@ -74,9 +76,10 @@ class HybridRetriever:
         return expansions
 
     def run(self, query: Query) -> Retrieved:
+        started = time.perf_counter()
         vector = self.embed(query)
         if not self.chunks:
-            return Retrieved(query, vector, [])
+            return Retrieved(query, vector, [], seconds=time.perf_counter() - started)
         expansions = self.expand(query)
         dense = [chunk_id for chunk_id, _ in self.store.dense_search(vector.tolist(), self.candidates)]
         fused: dict[str, float] = {}
@@ -85,7 +88,7 @@ class HybridRetriever:
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         best = sorted(fused.items(), key=lambda item: -item[1])[: self.top_k]
         return Retrieved(query, vector, [(self.chunks[i], score) for i, score in best if i in self.chunks],
-                         expansions)
+                         expansions, time.perf_counter() - started)
 
     def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[str]:
         scores = self.bm25.get_scores(query.question.terms + [t for near in expansions.values() for t, _ in near])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from index.model import Sentence, Span
+from index.spans import Sentence, Span
 from index.store import Snapshot
 from index.text import normalize, terms, words
 from qa.question import Expect, Question, has_number, has_time, names

@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from index.embed import default_model_path, load_embeddings, model_name
+from index.embed import default_model_path
 from index.pipeline import Indexer
-from index.settings import Settings
-from index.store import IndexStore
+from index.store import open_store
 from qa.chain import CitedQA
 from qa.evaluate import score, separate_store, with_evidence
 from qa.learned import (
@@ -41,8 +40,9 @@ from qa.learned import (
 )
 from qa.reader import Candidate, Reader, encode
 from qa.select import SpanSelector
+from qa.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 
 # Fixed once, by article: the first eight SQuAD 2.0 articles in sha1(file name) order (no article was looked at).
 MEASURE = ("squad_European_Union_law.txt", "squad_Imperialism.txt", "squad_Construction.txt",
@@ -129,14 +129,15 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     pairs = training_pairs(learning, table, card, config)
     say(f"reader: {len(pairs)} pairs ({sum(p.relevant for p in pairs)} answering) from {len(learning)} questions")
     model = fine_tune(pairs, config, say)
-    export(model, config.out, card, separate_store(settings, config.data / "docs").data_dir / "reader-fp32")
+    export(model, config.out, card, separate_store(settings, config.data / "docs").index.data_dir / "reader-fp32")
     reader = Reader(config.out)
 
     selector = LearnedSelector(table, reader, threshold=0.0)
     card["ranker"], card["answerable"], card["curve"] = calibrate(qa, selector, calibrating, config.seed, say)
     write_card(config.out, card)
 
-    measured = CitedQA(qa.store, settings.model_copy(update={"selector": "learned", "reader_dir": config.out}))
+    measured = CitedQA(qa.store, settings.answering.model_copy(update={"selector": "learned",
+                                                                         "reader_dir": config.out}))
     report, _ = score(measured, [with_evidence(q) for q in measure], measured.texts)
     card["measured"] = {"articles": list(config.measure), **report.rates(), "sa_em": report.sa_em(),
                         "sa_f1": report.sa_f1(), "p50_ms": report.p50()}
@@ -150,10 +151,9 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
 def training_index(config: TrainConfig, settings: Settings, say: Callable[[str], None]) -> tuple[CitedQA,
                                                                                                   SpanSelector]:
     """All the articles indexed together, in the store `citeqa eval --docs` uses for them too."""
-    settings = separate_store(settings, config.data / "docs").model_copy(update={"selector": "rules"})
-    store = IndexStore(settings, load_embeddings(settings.embedding_model), model_name(settings.embedding_model))
+    store = open_store(separate_store(settings, config.data / "docs").index)
     say(Indexer(store).run([config.data / "docs"], prune=True).line())
-    qa = CitedQA(store, settings)
+    qa = CitedQA(store, settings.answering.model_copy(update={"selector": "rules"}))
     return qa, SpanSelector(qa.snapshot)
 
 

@@ -7,10 +7,10 @@ import re
 from dataclasses import replace
 
 from index.text import terms, words
-from qa.model import Answer
+from qa.answer import Answer
 from qa.question import names
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"citeqa.{__name__}")
 SUPPORTED_SHARE = 0.75  # of a generated answer's words beyond the question that its citations must hold
 
 

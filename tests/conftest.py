@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -23,14 +24,40 @@ from pydantic import Field
 
 from index.embed import load_embeddings, model_name
 from index.pipeline import Indexer
-from index.settings import Settings
+from index.settings import IndexSettings
 from index.store import IndexStore
 from qa.chain import CitedQA
+from qa.settings import AnsweringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 ARTICLE = SEEDS / "niger-junta-wagner.txt"
 SHARED_EVAL = ROOT.parent / "shared" / "eval" / "qa-dev.jsonl"
+
+
+class Dropped(logging.Handler):
+    """Collects what `verify` drops (it logs every citation or short answer that is not verbatim)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def nothing_dropped_by_verify(request) -> Iterator[None]:
+    """Every answer made in a test process must come out of the chain verbatim: `verify` is the last check, not
+    the filter that makes tests pass. Only the tests of `verify` itself make it drop things on purpose."""
+    dropped, logger = Dropped(), logging.getLogger("citeqa.qa.verify")
+    logger.addHandler(dropped)
+    try:
+        yield
+    finally:
+        logger.removeHandler(dropped)
+    if request.node.path.name != "test_verify.py":
+        assert not dropped.records, [r.getMessage() for r in dropped.records]
 
 
 def free_port() -> int:
@@ -123,10 +150,10 @@ def chroma_server(tmp_path) -> Iterator[ChromaServer]:
 
 
 @pytest.fixture(params=["embedded", "server"])
-def settings(request, tmp_path) -> Settings:
+def settings(request, tmp_path) -> IndexSettings:
     """Settings for a fresh index, once with the embedded store and once with a Chroma server."""
     url = request.getfixturevalue("chroma_url") if request.param == "server" else None
-    return Settings(data_dir=tmp_path / "data", chroma_url=url, collection=f"t{os.urandom(4).hex()}")
+    return IndexSettings(data_dir=tmp_path / "data", chroma_url=url, collection=f"t{os.urandom(4).hex()}")
 
 
 @pytest.fixture
@@ -137,7 +164,7 @@ def store(settings, embeddings) -> IndexStore:
 @pytest.fixture(scope="session")
 def seed_store(tmp_path_factory, embeddings) -> IndexStore:
     """The seed article, indexed once for the whole session."""
-    store = IndexStore(Settings(data_dir=tmp_path_factory.mktemp("seed-index")), embeddings, model_name(None))
+    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("seed-index")), embeddings, model_name(None))
     Indexer(store).run([SEEDS])
     return store
 
@@ -145,13 +172,13 @@ def seed_store(tmp_path_factory, embeddings) -> IndexStore:
 @pytest.fixture(scope="session")
 def seed_qa(seed_store) -> CitedQA:
     """The chain over the seed article with the default (rule-based) selector."""
-    return CitedQA(seed_store, seed_store.settings)
+    return CitedQA(seed_store, AnsweringSettings())
 
 
 @pytest.fixture(scope="session")
 def seed_learned_qa(seed_store) -> CitedQA:
     """The same chain with the learned selector (the shipped reader), on trial beside the rules."""
-    return CitedQA(seed_store, seed_store.settings.model_copy(update={"selector": "learned"}))
+    return CitedQA(seed_store, AnsweringSettings(selector="learned"))
 
 
 class SlowChat(BaseChatModel):

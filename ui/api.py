@@ -18,13 +18,14 @@ from starlette.types import Receive, Scope, Send
 
 from index.load import IngestError, TooLarge, UnsupportedType
 from index.store import StoreUnavailable
+from qa.answer import Answer
 from qa.chain import CitedQA, QuestionError
 from qa.documents import DocumentLibrary, Upload
 from qa.history import HistoryError
-from qa.model import Answer
+from qa.settings import MAX_QUESTION_CHARS
 from ui.limits import SHED_RETRY_AFTER_S, InFlight
+from ui.settings import ServerSettings
 
-MAX_QUESTION_CHARS = 2000
 MAX_FILES = 20  # files in one upload: a handful of reports; a whole folder is what `citeqa index` is for
 MULTIPART_OVERHEAD = 2**20  # boundaries and part headers of MAX_FILES parts take a few kB; 1 MB is generous
 REFUSAL_STATUS: dict[type[IngestError], int] = {UnsupportedType: 415, TooLarge: 413}  # any other refusal: 422
@@ -72,7 +73,7 @@ class SourceOut(BaseModel):
     chunks: int
 
 
-class SourceText(BaseModel):
+class SourceTextOut(BaseModel):
     source: str
     text: str
 
@@ -109,12 +110,12 @@ class AnswerStream(StreamingResponse):
             self.parts.close()
 
 
-def router(qa: CitedQA, library: DocumentLibrary) -> APIRouter:
+def router(qa: CitedQA, library: DocumentLibrary, server: ServerSettings) -> APIRouter:
     """Every route; all but the health routes need the API key when the settings hold one."""
-    key = qa.settings.api_key
+    key = server.api_key
     api = APIRouter()
     guarded = APIRouter(dependencies=[Depends(bearer(key))] if key else [])
-    in_flight = InFlight(qa.settings.max_in_flight)
+    in_flight = InFlight(server.max_in_flight)
 
     def enter() -> None:
         """A place among the answers in flight, or a fast 503 (checked on the event loop, before any thread)."""
@@ -172,7 +173,8 @@ def router(qa: CitedQA, library: DocumentLibrary) -> APIRouter:
     def sources() -> list[dict]:
         return qa.sources()
 
-    @guarded.get("/sources/{source:path}", response_model=SourceText, summary="A document's text (what offsets count)")
+    @guarded.get("/sources/{source:path}", response_model=SourceTextOut,
+                 summary="A document's text (what offsets count)")
     def source_text(source: Annotated[str, Path(description="as listed by /api/sources")]) -> dict:
         if source not in qa.texts:
             raise HTTPException(404, f"no indexed document named {source!r}")

@@ -13,10 +13,11 @@ from index.formats import SUFFIXES
 from index.load import IngestError
 from index.pipeline import Added
 from index.store import StoreUnavailable
+from qa.answer import Answer, Citation
 from qa.chain import CitedQA, QuestionError
 from qa.documents import DocumentLibrary, Upload
 from qa.history import content_text
-from qa.model import Answer, Citation
+from qa.settings import MAX_QUESTION_CHARS
 from ui.render import added_markdown, answer_markdown, documents_markdown, refused_markdown, source_html
 
 EXAMPLES = ["Who is the leader of Niger's junta?", "How many French soldiers are in Niger?",
@@ -130,7 +131,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary) -> gr.Blocks:
         said = f"Removed {html.escape(source)}." if removed else f"{html.escape(source)} was not indexed."
         return said, *listed(), show(None, None)
 
-    with gr.Blocks(title="citeqa: answers with their sources") as demo:
+    with gr.Blocks(title="citeqa: answers with their sources", analytics_enabled=False) as demo:
         gr.Markdown("## citeqa\nAsk about the documents. Every answer quotes the exact passages it stands on; "
                     "when the documents do not say, it tells you so.")
         latest = gr.State(None)
@@ -139,7 +140,8 @@ def build_chat(qa: CitedQA, library: DocumentLibrary) -> gr.Blocks:
                 chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=520, feedback_options=None,
                                      buttons=["copy"], placeholder="Ask a question to start.")
                 question = gr.Textbox(placeholder="Ask about the documents… (Enter to send)", show_label=False,
-                                      lines=1, max_lines=4, max_length=2000, elem_id="question", autofocus=True)
+                                      lines=1, max_lines=4, max_length=MAX_QUESTION_CHARS, elem_id="question",
+                                      autofocus=True)
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="ask")
                     clear = gr.Button("Clear chat", elem_id="clear")

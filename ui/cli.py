@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from index.settings import Settings
+from ui.settings import Settings
 
-log = logging.getLogger("citeqa")
+log = logging.getLogger(f"citeqa.{__name__}")
 
 EXAMPLES = """examples:
   citeqa index                       index seeds/ (only what changed)
@@ -98,7 +98,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
     from index.load import IngestError
     from index.pipeline import Indexer
-    from qa.chain import open_store
+    from index.store import open_store
 
     bars: list[tqdm] = []
 
@@ -108,8 +108,8 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         return bar.update
 
     try:
-        summary = Indexer(open_store(settings)).run(args.paths or [settings.seeds_dir], rebuild=args.rebuild,
-                                                    prune=args.prune, progress=progress)
+        summary = Indexer(open_store(settings.index)).run(args.paths or [settings.index.seeds_dir],
+                                                          rebuild=args.rebuild, prune=args.prune, progress=progress)
     except IngestError as error:
         return fail(f"nothing was indexed:\n{error}")
     finally:
@@ -120,7 +120,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from index.pipeline import IncompatibleIndex
+    from index.store import IncompatibleIndex
     from qa.chain import QuestionError, build
     from qa.history import HistoryError
     from qa.reader import ReaderMissing
@@ -144,15 +144,16 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from index.load import IngestError
-    from index.pipeline import IncompatibleIndex, Indexer
-    from qa.chain import build, open_store
+    from index.pipeline import Indexer
+    from index.store import IncompatibleIndex, open_store
+    from qa.chain import build
     from qa.evaluate import load_cases, score, separate_store
 
     try:
         cases = [c for c in load_cases(args.qa_file) if not args.doc or c.get("doc") in args.doc]
         if args.docs:
             settings = separate_store(settings, args.docs)
-            store = open_store(settings)
+            store = open_store(settings.index)
             log.info("%s", Indexer(store).run([args.docs], prune=True).line())
             qa = build(settings, store)
         else:
@@ -187,13 +188,13 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from index.pipeline import IncompatibleIndex
+    from index.store import IncompatibleIndex
     from qa.reader import ReaderMissing
     from ui.server import serve
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     try:
-        serve(settings.model_copy(update=overrides))
+        serve(settings.model_copy(update={"server": settings.server.model_copy(update=overrides)}))
     except (IncompatibleIndex, ReaderMissing) as error:
         return fail(str(error))
     return 0

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-log = logging.getLogger("citeqa")
+log = logging.getLogger(f"citeqa.{__name__}")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

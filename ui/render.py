@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from qa.model import Answer, Citation, ShortAnswer
+from qa.answer import Answer, Citation, ShortAnswer
 
 
 def answer_markdown(answer: Answer) -> str:

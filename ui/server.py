@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 import gradio as gr
 import uvicorn
@@ -15,26 +17,33 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from index.settings import Settings
 from qa.chain import CitedQA, build
 from qa.documents import DocumentLibrary
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD, router
 from ui.chat import CSS, build_chat
 from ui.limits import BodyLimit
+from ui.settings import ServerSettings, Settings
 
-log = logging.getLogger("citeqa")
+log = logging.getLogger(f"citeqa.{__name__}")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def create_app(qa: CitedQA) -> FastAPI:
-    library = DocumentLibrary(qa)
-    app = FastAPI(title="citeqa", version="0.1.0", docs_url="/docs",
+def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) -> FastAPI:
+    """The whole app over one answering chain; `ready` is logged once the server takes requests."""
+    library = DocumentLibrary(qa, server.max_upload_bytes)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if ready:
+            log.info("%s", ready)
+        yield
+
+    app = FastAPI(title="citeqa", version=version("citeqa"), docs_url="/docs", lifespan=lifespan,
                   description="Answers questions about the indexed documents with verbatim citations.")
-    app.include_router(router(qa, library), prefix="/api")
-    limits = qa.settings
+    app.include_router(router(qa, library, server), prefix="/api")
     # Uploads: the route's own Content-Length check (with its clearer message) comes first; this bound, twice
     # that, stops a body that runs past the length it declared.
-    app.add_middleware(BodyLimit, default=limits.max_body_kb * 1024,
+    app.add_middleware(BodyLimit, default=server.max_body_kb * 1024,
                        routes={"/api/documents": 2 * (library.max_bytes * MAX_FILES + MULTIPART_OVERHEAD)})
 
     @app.exception_handler(RequestValidationError)
@@ -52,7 +61,7 @@ def create_app(qa: CitedQA) -> FastAPI:
             return JSONResponse({"detail": "request body is not valid JSON (not UTF-8)"}, status_code=422)
         return await http_exception_handler(request, error)
 
-    key = qa.settings.api_key
+    key = server.api_key
     return gr.mount_gradio_app(app, build_chat(qa, library), path="", css=CSS, footer_links=["api"],
                                auth=chat_login(key) if key else None, max_file_size=library.max_bytes,
                                auth_message="Enter the API key (CITEQA_API_KEY) as the password; any user name.")
@@ -65,15 +74,12 @@ def chat_login(key: SecretStr) -> Callable[[str, str], bool]:
 
 def serve(settings: Settings) -> None:
     """Loads the model and the index once, then serves until interrupted."""
-    logging.getLogger("citeqa").setLevel(logging.INFO)
-    app = create_app(build(settings))
-    url = f"http://{settings.host}:{settings.port}"
-    if settings.api_key is None and settings.host not in LOOPBACK:
+    logging.getLogger("citeqa").setLevel(logging.INFO)  # why an answer fell back is logged at INFO
+    server = settings.server
+    url = f"http://{server.host}:{server.port}"
+    app = create_app(build(settings), server, ready=f"citeqa ready at {url} (chat), {url}/api (REST), "
+                                                    f"{url}/docs (OpenAPI)")
+    if server.api_key is None and server.host not in LOOPBACK:
         log.warning("serving on %s with no CITEQA_API_KEY: anyone who can reach it can upload and delete "
-                    "documents", settings.host)
-
-    @app.on_event("startup")
-    def ready() -> None:
-        log.info("citeqa ready at %s (chat), %s/api (REST), %s/docs (OpenAPI)", url, url, url)
-
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+                    "documents", server.host)
+    uvicorn.run(app, host=server.host, port=server.port, log_level="warning")

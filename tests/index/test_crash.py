@@ -15,9 +15,10 @@ import pytest
 from index.embed import model_name
 from index.load import load_sources
 from index.pipeline import Indexer
-from index.settings import Settings
+from index.settings import IndexSettings
 from index.store import IndexStore, sentence_id
 from qa.chain import CitedQA
+from qa.settings import AnsweringSettings
 from tests.conftest import ARTICLE
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
@@ -69,7 +70,7 @@ def test_index_killed_at_any_point_is_completed_exactly_by_the_next_run(tmp_path
     again = subprocess.run([CITEQA, "index", str(folder)], env=env, capture_output=True, text=True, timeout=300)
     assert re.match(r"indexed 48 files: 0 chunks added, \d+ kept, 0 removed", again.stdout), again.stdout
 
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = IndexSettings(data_dir=tmp_path / "data")
     store = IndexStore(settings, embeddings, model_name(None))
     indexer = Indexer(store)
     prepared = [indexer.prepare(doc) for doc in load_sources([folder])]
@@ -81,7 +82,7 @@ def test_index_killed_at_any_point_is_completed_exactly_by_the_next_run(tmp_path
     manifest = store.manifest()
     assert {s: e["sha256"] for s, e in manifest.sources.items()} == {p.doc.source: p.doc.sha256 for p in prepared}
     assert all(store.text(p.doc.source) == p.doc.text for p in prepared)
-    answer = CitedQA(store, settings).invoke("When was the Quillon observatory finished?")
+    answer = CitedQA(store, AnsweringSettings()).invoke("When was the Quillon observatory finished?")
     assert "1887" in answer.answer and answer.citations[0].source == "doc-029.txt"
     assert all(store.text(c.source)[c.start:c.end] == c.quote for c in answer.citations)
 
@@ -103,10 +104,10 @@ def test_a_reader_never_sees_rows_of_a_version_whose_write_was_cut_short(setting
     old = ARTICLE.read_text(encoding="utf-8")
     assert snapshot.texts == {ARTICLE.name: old} and len(snapshot.chunks) == 21
     assert len(snapshot.sentences) == len(snapshot.sentence_vectors) == 43
-    answer = CitedQA(store, settings).invoke("How many French soldiers are in Niger?")
+    answer = CitedQA(store, AnsweringSettings()).invoke("How many French soldiers are in Niger?")
     assert "1,500" in answer.answer and all(old[c.start:c.end] == c.quote for c in answer.citations)
 
     Indexer(store).run([folder])  # the next run completes the write
-    answer = CitedQA(store, settings).invoke("How many French soldiers are in Niger?")
+    answer = CitedQA(store, AnsweringSettings()).invoke("How many French soldiers are in Niger?")
     assert "2,500" in answer.answer and all(changed[c.start:c.end] == c.quote for c in answer.citations)
     assert store.count() == len(prepared.chunks)

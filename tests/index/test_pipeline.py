@@ -4,9 +4,9 @@ import pytest
 
 from index.embed import model_name
 from index.load import IngestError, read_bytes
-from index.model import SourceText
-from index.pipeline import Added, IncompatibleIndex, Indexer
-from index.store import IndexStore
+from index.pipeline import Added, Indexer
+from index.spans import SourceText
+from index.store import IncompatibleIndex, IndexStore
 from tests.conftest import ARTICLE
 from tests.samples import pdf_bytes, report_pdf
 
@@ -23,6 +23,24 @@ def docs(tmp_path):
 def stored(store: IndexStore) -> dict[str, dict]:
     rows = store.chunks.get(include=["metadatas"])
     return dict(zip(rows["ids"], rows["metadatas"], strict=True))
+
+
+@pytest.mark.parametrize("name", ["../secret.txt", "../../secret.txt", "/tmp/secret.txt", "sub/../../secret.txt"])
+def test_a_source_name_never_reads_or_deletes_a_file_outside_the_document_copies(store, name):
+    """The guard itself, with a real file where the name points: the API's lookup never gets this far."""
+    target = (store.docs_dir / name).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    created = not target.exists()
+    if created:
+        target.write_text("not a document", encoding="utf-8")
+    try:
+        assert store.copy_path(name).resolve() == target and target.is_file()
+        assert store.text(name) is None
+        store.remove_source(name)
+        assert target.read_text(encoding="utf-8") == "not a document"
+    finally:
+        if created:
+            target.unlink()
 
 
 def test_index_stores_exact_offset_chunks_with_scalar_metadata(store, docs):
@@ -99,10 +117,10 @@ def test_other_chunking_is_refused_by_readers_and_rebuilt_by_the_indexer(store, 
     other = store.settings.model_copy(update={"chunk_sentences": 2, "chunk_overlap": 0})
     changed = IndexStore(other, embeddings, model_name(None))
     with pytest.raises(IncompatibleIndex, match="--rebuild"):
-        Indexer(changed).check()
+        changed.check()
     summary = Indexer(changed).run([docs])
     assert summary.rebuilt and summary.kept == 0
-    assert Indexer(changed).check().chunking == {"chunk_sentences": 2, "chunk_overlap": 0, "segmentation": 2}
+    assert changed.check().chunking == {"chunk_sentences": 2, "chunk_overlap": 0, "segmentation": 2}
     assert all(len(m["sentence_starts"]) <= 2 for m in stored(changed).values())
 
 

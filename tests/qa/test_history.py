@@ -1,7 +1,7 @@
 import pytest
 
+from qa.answer import Turn
 from qa.history import HistoryError, content_text, follow_up_context, turns
-from qa.model import Turn
 
 
 def test_gradio_and_plain_contents_read_the_same():

@@ -3,13 +3,14 @@
 import pytest
 
 from index.embed import model_name
-from index.model import Span
 from index.pipeline import Indexer
-from index.settings import Settings
+from index.settings import IndexSettings
+from index.spans import Span
 from index.store import IndexStore
 from qa.chain import CitedQA
 from qa.learned import MAX_QUOTE_CHARS, LearnedSelector, quote_around
 from qa.reader import Candidate, Reading
+from qa.settings import AnsweringSettings
 
 TEXT = ("The bridge opened in May 1932 after six years of work. It is 40 km long and carries a railway.\n\n"
         "Its designer was Ada Brunel, an engineer from Bristol. She later built the harbour at Tern.")
@@ -36,10 +37,10 @@ class StandIn:
 def small_qa(tmp_path_factory, embeddings) -> CitedQA:
     folder = tmp_path_factory.mktemp("bridge")
     (folder / "bridge.txt").write_text(TEXT, encoding="utf-8")
-    settings = Settings(data_dir=tmp_path_factory.mktemp("bridge-index"), selector="rules")
-    store = IndexStore(settings, embeddings, model_name(None))
+    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("bridge-index")), embeddings,
+                       model_name(None))
     Indexer(store).run([folder])
-    return CitedQA(store, settings)
+    return CitedQA(store, AnsweringSettings(selector="rules"))
 
 
 def select(small_qa: CitedQA, reader: StandIn, question: str, history: list | None = None):

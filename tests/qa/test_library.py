@@ -7,11 +7,12 @@ import pytest
 from index.embed import model_name
 from index.load import IngestError, TooLarge
 from index.pipeline import Indexer
-from index.settings import Settings
+from index.settings import IndexSettings
 from index.store import IndexStore
+from qa.answer import Answer
 from qa.chain import CitedQA
 from qa.documents import DocumentLibrary, Upload
-from qa.model import Answer
+from qa.settings import AnsweringSettings
 from tests.conftest import SEEDS
 
 REPORT = "The Tahoua dam holds 90 million cubic metres of water, engineers said. It was finished in 2011."
@@ -19,10 +20,9 @@ REPORT = "The Tahoua dam holds 90 million cubic metres of water, engineers said.
 
 @pytest.fixture
 def library(tmp_path, embeddings) -> DocumentLibrary:
-    settings = Settings(data_dir=tmp_path / "data", max_upload_mb=0.5)
-    store = IndexStore(settings, embeddings, model_name(None))
+    store = IndexStore(IndexSettings(data_dir=tmp_path / "data"), embeddings, model_name(None))
     Indexer(store).run([SEEDS])
-    return DocumentLibrary(CitedQA(store, settings))
+    return DocumentLibrary(CitedQA(store, AnsweringSettings()), max_bytes=2**19)  # 0.5 MB
 
 
 def sent(name: str, text: str) -> Upload:

@@ -2,8 +2,9 @@
 
 import json
 
-from index.settings import Settings
+from index.settings import IndexSettings
 from qa.reader import Candidate, Reader
+from qa.settings import Settings
 from qa.train import TrainConfig, train
 
 DOCS = {
@@ -43,7 +44,7 @@ def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
     config = TrainConfig(data, tmp_path / "reader", questions=9, batch=4, measure=("birds.txt",),
                          calibrate=("metals.txt",))
     said = []
-    card = train(config, Settings(data_dir=tmp_path / "data"), say=said.append)
+    card = train(config, Settings(index=IndexSettings(data_dir=tmp_path / "data")), say=said.append)
 
     assert {p.name for p in config.out.iterdir()} == {"model.onnx", "reader.json", "tokenizer.json", "MODEL_CARD.md"}
     assert json.loads((config.out / "reader.json").read_text()) == json.loads(json.dumps(card))

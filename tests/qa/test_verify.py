@@ -1,6 +1,6 @@
 import logging
 
-from qa.model import Answer, Citation, ShortAnswer
+from qa.answer import Answer, Citation, ShortAnswer
 from qa.verify import verify
 
 TEXTS = {"a.txt": "France has 1,500 soldiers in Niger. The U.S. has 1,100."}

@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import ARTICLE, SEEDS, SHARED_EVAL
+from tests.conftest import ARTICLE, SEEDS, SHARED_EVAL, free_port, running
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
 
@@ -74,3 +75,22 @@ def test_eval_prints_the_metrics(env):
     for metric in ("accuracy", "short", "cited", "abstain_ok", "false_abstain", "retrieval_recall", "not_verbatim 0",
                    "p50_ms", "p95_ms"):
         assert metric in summary
+
+
+def test_serve_logs_why_each_answer_fell_back(env, tmp_path):
+    """CITEQA_ANSWERER=openai with nothing listening at CITEQA_LLM_URL: answers still come, extractive-fallback,
+    and the server's log (stderr, at the default level) gives the reason for each one."""
+    run(env, "index", str(SEEDS))
+    port, dead = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    served = {**env, "CITEQA_ANSWERER": "openai", "CITEQA_LLM_URL": f"http://127.0.0.1:{dead}/v1",
+              "CITEQA_LLM_TIMEOUT": "5"}
+    with log.open("w") as stderr, running([CITEQA, "serve", "--port", str(port)], f"http://127.0.0.1:{port}/api/health",
+                                          120, env=served, stderr=stderr):
+        questions = ["How many French soldiers are in Niger?", "Who is France's foreign affairs minister?"]
+        modes = [httpx.post(f"http://127.0.0.1:{port}/api/ask", json={"question": q}, timeout=60).json()["mode"]
+                 for q in questions]
+    assert modes == ["extractive-fallback"] * 2
+    said = log.read_text(encoding="utf-8")
+    assert "citeqa ready at" in said
+    assert said.count("openai answerer failed (Connection error.); answering extractively") == 2, said

@@ -10,9 +10,10 @@ from pydantic import SecretStr
 
 from index.embed import model_name
 from index.pipeline import Indexer
-from index.settings import Settings
+from index.settings import IndexSettings
 from index.store import IndexStore
 from qa.chain import CitedQA
+from qa.settings import AnsweringSettings
 from tests.conftest import ARTICLE, SEEDS
 from tests.samples import (
     BOILERPLATE,
@@ -25,6 +26,7 @@ from tests.samples import (
     zip_bomb_docx,
 )
 from ui.server import create_app
+from ui.settings import ServerSettings
 
 KEY = "s3cret-key"
 LIMIT_MB = 1  # a small upload limit, so that "too large" needs no big file
@@ -33,15 +35,15 @@ LIMIT_MB = 1  # a small upload limit, so that "too large" needs no big file
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, embeddings) -> IndexStore:
     """A store of its own (uploads change it), holding the seed article."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("uploads"), max_upload_mb=LIMIT_MB)
-    store = IndexStore(settings, embeddings, model_name(None))
+    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("uploads")), embeddings, model_name(None))
     Indexer(store).run([SEEDS])
     return store
 
 
 @pytest.fixture(scope="module")
 def client(store):
-    with TestClient(create_app(CitedQA(store, store.settings))) as test_client:
+    server = ServerSettings(max_upload_mb=LIMIT_MB)
+    with TestClient(create_app(CitedQA(store, AnsweringSettings()), server)) as test_client:
         yield test_client
 
 
@@ -211,8 +213,8 @@ def test_markup_in_an_uploaded_document_is_text(client):
 
 @pytest.fixture(scope="module")
 def locked(store):
-    settings = store.settings.model_copy(update={"api_key": SecretStr(KEY)})
-    with TestClient(create_app(CitedQA(store, settings))) as test_client:
+    server = ServerSettings(max_upload_mb=LIMIT_MB, api_key=SecretStr(KEY))
+    with TestClient(create_app(CitedQA(store, AnsweringSettings()), server)) as test_client:
         yield test_client
 
 

@@ -24,6 +24,7 @@ from qa.generate import GroundedGenerator
 from tests.conftest import SEEDS, SlowChat, free_port, running
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD
 from ui.server import create_app
+from ui.settings import ServerSettings
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
 QUESTION = {"question": "How many French soldiers are in Niger?"}
@@ -73,12 +74,12 @@ def test_a_store_that_is_down_when_the_command_starts_is_a_clear_error(tmp_path)
 
 @pytest.fixture(scope="module")
 def client(seed_qa):
-    with TestClient(create_app(seed_qa)) as test_client:
+    with TestClient(create_app(seed_qa, ServerSettings())) as test_client:
         yield test_client
 
 
-def test_bodies_over_the_limit_are_413_before_parsing(client, seed_qa):
-    limit = seed_qa.settings.max_body_kb * 1024
+def test_bodies_over_the_limit_are_413_before_parsing(client):
+    limit = ServerSettings().max_body_kb * 1024
     declared = client.post("/api/ask", content=b"{" + b" " * limit + b"}",
                            headers={"Content-Type": "application/json"})
     assert declared.status_code == 413 and declared.json() == {"detail": f"request body is larger than "
@@ -100,17 +101,16 @@ def test_the_largest_request_the_contract_allows_fits_the_default_limit(client):
 
 
 def test_uploads_get_their_own_larger_limit(seed_qa):
-    qa = CitedQA(seed_qa.store, seed_qa.settings.model_copy(update={"max_body_kb": 1, "max_upload_mb": 0.01}))
-    with TestClient(create_app(qa)) as small:
+    with TestClient(create_app(seed_qa, ServerSettings(max_body_kb=1, max_upload_mb=0.01))) as small:
         assert small.post("/api/ask", content=b"x" * 2048).status_code == 413
         assert small.post("/api/documents", content=b"x" * 2048).status_code != 413
         too_big = b"x" * (2 * (int(0.01 * 2**20) * MAX_FILES + MULTIPART_OVERHEAD) + 1)
         assert small.post("/api/documents", content=too_big).status_code == 413
 
 
-def blocking_qa(seed_qa, in_flight: int) -> tuple[CitedQA, threading.Event, threading.Event]:
-    """The chain over the seed index with `in_flight` places; each answer waits in retrieval until released."""
-    qa = CitedQA(seed_qa.store, seed_qa.settings.model_copy(update={"max_in_flight": in_flight}))
+def blocking_qa(seed_qa) -> tuple[CitedQA, threading.Event, threading.Event]:
+    """The chain over the seed index; each answer waits in retrieval until released."""
+    qa = CitedQA(seed_qa.store, seed_qa.settings)
     entered, release = threading.Event(), threading.Event()
     stream = qa.stream
 
@@ -124,8 +124,8 @@ def blocking_qa(seed_qa, in_flight: int) -> tuple[CitedQA, threading.Event, thre
 
 
 def test_answers_beyond_the_in_flight_limit_are_refused_at_once(seed_qa):
-    qa, entered, release = blocking_qa(seed_qa, in_flight=1)
-    with TestClient(create_app(qa)) as client:
+    qa, entered, release = blocking_qa(seed_qa)
+    with TestClient(create_app(qa, ServerSettings(max_in_flight=1))) as client:
         first: list[httpx.Response] = []
         worker = threading.Thread(target=lambda: first.append(client.post("/api/ask", json=QUESTION)))
         worker.start()
@@ -146,9 +146,10 @@ def test_answers_beyond_the_in_flight_limit_are_refused_at_once(seed_qa):
 
 
 @contextmanager
-def serving(qa: CitedQA) -> Iterator[str]:
+def serving(qa: CitedQA, in_flight: int) -> Iterator[str]:
     """The app over `qa` behind a real uvicorn on loopback, in this process (so a test can watch the model)."""
-    server = uvicorn.Server(uvicorn.Config(create_app(qa), host="127.0.0.1", port=free_port(), log_level="warning"))
+    app = create_app(qa, ServerSettings(max_in_flight=in_flight))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -164,9 +165,9 @@ def serving(qa: CitedQA) -> Iterator[str]:
 
 def test_a_client_that_leaves_a_stream_stops_generation_and_frees_the_model(seed_qa):
     model = SlowChat(gap=0.05)  # 700 words: 35 s if nobody stopped it
-    settings = seed_qa.settings.model_copy(update={"max_in_flight": 1})
-    qa = CitedQA(seed_qa.store, settings, generator=GroundedGenerator(model, seed_qa.texts, "local", timeout=60))
-    with serving(qa) as root:
+    qa = CitedQA(seed_qa.store, seed_qa.settings,
+                 generator=GroundedGenerator(model, seed_qa.texts, "local", timeout=60))
+    with serving(qa, in_flight=1) as root:
         url = f"{root}/api"
         with httpx.Client(timeout=30) as client:
             with client.stream("POST", f"{url}/ask/stream", json=QUESTION) as reply:
@@ -186,8 +187,7 @@ def test_a_client_that_leaves_a_stream_stops_generation_and_frees_the_model(seed
 
 
 def test_under_load_every_reply_is_an_answer_or_a_documented_refusal(seed_qa):
-    qa = CitedQA(seed_qa.store, seed_qa.settings.model_copy(update={"max_in_flight": 4}))
-    with serving(qa) as url:
+    with serving(seed_qa, in_flight=4) as url:
         result = load(url, clients=64, requests=3, honour_retry_after=False, keep_alive=False)
     assert sum(result.statuses.values()) == 192 and not result.errors
     assert set(result.statuses) <= {200, 503} and result.bad_refusals == 0, result.statuses

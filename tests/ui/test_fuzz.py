@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ui.server import create_app
+from ui.settings import ServerSettings
 
 # Budget: about 10 examples for each of the 6 operations, ~50-60 requests in all, a few seconds.
 EXAMPLES_PER_OPERATION = 10
@@ -21,7 +22,7 @@ def acceptable(status: int, headers, body: bytes) -> bool:
 
 @pytest.fixture(scope="module")
 def api_schema(seed_qa):
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(seed_qa))
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(seed_qa, ServerSettings()))
 
 
 def test_schema_generated_requests_never_get_a_server_error(api_schema):
@@ -42,7 +43,7 @@ def test_schema_generated_requests_never_get_a_server_error(api_schema):
 
 @pytest.fixture(scope="module")
 def client(seed_qa):
-    with TestClient(create_app(seed_qa)) as test_client:
+    with TestClient(create_app(seed_qa, ServerSettings())) as test_client:
         yield test_client
 
 

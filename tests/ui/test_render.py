@@ -1,4 +1,4 @@
-from qa.model import Answer, Citation, ShortAnswer
+from qa.answer import Answer, Citation, ShortAnswer
 from ui.chat import plain_history
 from ui.render import answer_markdown, documents_markdown, source_html
 

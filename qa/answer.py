@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from index.model import Span
+from index.spans import Span
 
 NOT_IN_DOCUMENTS = "The documents do not say. I could not find this in the indexed documents."
 
