@@ -22,9 +22,9 @@ from qa.verify import verify
 
 BRIDGE = ("The Tern Bridge opened in May 1932. It is 40 km long, and it carries a railway over the Ouse. "
           "Its designer was Ada Brunel, an engineer from Bristol.")
-HARBOUR = ("The harbour at Tern, which was dredged in 1950 and again in 1971, and which the fishermen still call the Old "
-           "Pool, lies below the cliffs on the north side of the bay, where the water stays deep even at low tide, and "
-           "today the harbour shelters 120 fishing boats, most of them painted blue, as the old custom of the town "
+HARBOUR = ("The harbour at Tern, which was dredged in 1950 and again in 1971, and which the fishermen still call the "
+           "Old Pool, lies below the cliffs on the north side of the bay, where the water stays deep even at low tide, "
+           "and today the harbour shelters 120 fishing boats, most of them painted blue, as the old custom of the town "
            "requires, and a single ferry to the islands.")
 MUSEUM = "The Hollow Museum of Clocks opened in October 1987. Its collection holds 412 clocks from four centuries."
 TEXTS = {"bridge.txt": BRIDGE, "harbour.txt": HARBOUR, "museum.txt": MUSEUM}
@@ -91,8 +91,7 @@ def test_an_empty_selection_abstains_even_with_ranked_candidates():
     below.ranked = [ScoredSpan(span("bridge.txt", "The Tern Bridge opened in May 1932."), 0.1)]
     answer = compose(below, TEXTS)
     assert answer == Answer.abstain()
-    assert (answer.grounded, answer.answer, answer.citations, answer.short_answer) == (False, NOT_IN_DOCUMENTS, [],
-                                                                                       None)
+    assert not answer.grounded and answer.answer == NOT_IN_DOCUMENTS and answer.citations == []
 
 
 def test_the_short_answer_is_the_exact_words_inside_its_citation():
@@ -116,15 +115,19 @@ def store(tmp_path_factory, embeddings) -> IndexStore:
     return store
 
 
-@pytest.mark.parametrize("selector", ["rules", "learned"])
+@pytest.fixture(scope="module", params=["rules", "learned"])
+def qa(request, store) -> CitedQA:
+    return CitedQA(store, AnsweringSettings(selector=request.param))
+
+
 @pytest.mark.parametrize("question", ["When did the Tern Bridge open?", "How many fishing boats does the harbour "
                                       "shelter?", "Who designed the bridge?", "How many clocks does the museum hold?"])
-def test_what_either_selector_chooses_composes_into_a_verbatim_answer(store, selector, question):
+def test_what_either_selector_chooses_composes_into_a_verbatim_answer(qa, question):
     """From a real selection: the answer is its quotes and nothing else, each citation is an exact slice of its
-    text, a short answer (when the selector gives one) lies inside a citation, and `verify` changes nothing."""
-    qa = CitedQA(store, AnsweringSettings(selector=selector))
+    text, a short answer (the learned reader marks one) lies inside a citation, and `verify` changes nothing."""
     answer = compose(qa.selection.invoke(qa.retrieval.invoke({"question": question, "history": []})), qa.texts)
     assert answer.grounded and pieces(answer) == [as_answer(c.quote) for c in answer.citations]
     assert all(c.quote == TEXTS[c.source][c.start:c.end] for c in answer.citations)
+    assert answer.short_answer is not None or qa.settings.selector == "rules"
     assert answer.short_answer is None or answer.short_answer.inside(answer.citations)
     assert verify(answer, TEXTS) is answer

@@ -20,7 +20,8 @@ TEXTS = {
                    "grain store. Its collection holds 412 clocks from four centuries."),
     "garden.txt": ("Seeds are stored in the vault under the Zorblax protocol. Frost protects the seed vault in the "
                    "mountain during winter. Volunteers count the seedlings every spring."),
-    "kitchen.txt": "The canteen serves soup and bread to the volunteers at noon. Its cook bakes forty loaves before dawn.",
+    "kitchen.txt": ("The canteen serves soup and bread to the volunteers at noon. "
+                    "Its cook bakes forty loaves before dawn."),
 }
 BRIDGE_TURNS = [{"role": "user", "content": "Who designed the Tern Bridge?"},
                 {"role": "assistant", "content": "Ada Brunel [1]"}]
@@ -97,7 +98,8 @@ def test_a_word_the_documents_never_use_is_searched_as_their_nearest_word(retrie
     ("How many clocks are in the Hollow Museum?", "museum.txt"),
 ])
 def test_the_context_of_a_follow_up_decides_which_subject_it_asks_about(retriever, context, source):
-    """"When did it open?" fits the bridge and the museum alike; the earlier turn's subject ranks first."""
+    """"When did it open?" could ask about the bridge or the museum (both opened); the earlier turn's subject
+    ranks first."""
     assert sources(retriever.run(Query(read("When did it open?"), context)))[0] == source
 
 
