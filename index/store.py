@@ -29,7 +29,10 @@ from index.spans import Chunk, Sentence, SourceText, Span, content_hash, stable_
 from index.text import STOPWORDS, normalize, stem, words
 
 log = logging.getLogger(f"citeqa.{__name__}")
-BATCH = 64
+# How chunk vectors are made; an index made another way is rebuilt. 1: each chunk embedded whole; 2: the mean
+# direction of its sentences' vectors (`write_source`).
+CHUNK_VECTORS_VERSION = 2
+WRITE_BATCH = 1000  # rows per Chroma add: few round trips to a server, well under its maximum batch (~5,000)
 EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
 # chromadb's HTTP client waits forever (httpx timeout=None); a stalled server must fail the request instead. A
 # vector search takes ~1 ms and a 64-row add well under a second here, so 10 s only catches a server that hangs.
@@ -112,7 +115,8 @@ class IndexStore:
         self.settings = settings
         self.client = chroma_client(settings)
         self.embeddings = embeddings
-        self.expected = Manifest(embedding_model, {**settings.chunking, "segmentation": SEGMENTATION_VERSION})
+        self.expected = Manifest(embedding_model, {**settings.chunking, "segmentation": SEGMENTATION_VERSION,
+                                                   "chunk_vectors": CHUNK_VECTORS_VERSION})
         self.docs_dir = settings.data_dir / "docs"
         self.manifest_path = settings.data_dir / "manifest.json"
         self.chunks = self._collection("chunks")
@@ -143,6 +147,15 @@ class IndexStore:
                 f"the index was built with {manifest.embedding_model} {manifest.chunking}, the settings ask for "
                 f"{self.expected.embedding_model} {self.expected.chunking}: run `citeqa index --rebuild`")
         return manifest
+
+    def generation(self) -> tuple[int, int, int] | None:
+        """What the index looks like from outside, cheaply (one stat): every write replaces the manifest, so a
+        different value means another process (or this one) wrote; None before anything was indexed."""
+        try:
+            stat = self.manifest_path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def save_manifest(self, manifest: Manifest) -> None:
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,9 +213,21 @@ class IndexStore:
                           len(chunk_rows))
 
     def write_source(self, plan: SourcePlan, on_embedded: Callable[[int], None]) -> None:
-        """Make the store hold exactly the planned chunks and sentences for the document, and its copy."""
-        self._add(self.chunks, plan.new_chunks, on_embedded)
-        self._add(self.sentences, plan.new_sentences, on_embedded)
+        """Make the store hold exactly the planned chunks and sentences for the document, and its copy.
+
+        Only sentences go through the model: a chunk's vector is the normalized mean of its sentences' vectors
+        (each sentence is embedded once, not once alone and again in every chunk that holds it: a third of the work).
+        """
+        vectors = self._embed(plan.new_sentences, on_embedded)
+        by_span = {(meta["start"], meta["end"]): vector
+                   for (_, meta), vector in zip(plan.new_sentences.values(), vectors, strict=True)}
+        by_span |= self._stored_sentence_vectors(plan, by_span)
+        chunk_vectors = [mean_direction([by_span[span] for span in zip(meta["sentence_starts"], meta["sentence_ends"],
+                                                                         strict=True)])
+                         for _, meta in plan.new_chunks.values()]
+        self._write(self._name("chunks"), plan.new_chunks, chunk_vectors)
+        on_embedded(len(plan.new_chunks))
+        self._write(self._name("sentences"), plan.new_sentences, vectors)
         self._delete(self.chunks, plan.stale_chunks)
         self._delete(self.sentences, plan.stale_sentences)
         copy = self.copy_path(plan.doc.source)
@@ -219,7 +244,8 @@ class IndexStore:
         return [w for w in found if w not in known]
 
     def add_words(self, new_words: list[str], on_embedded: Callable[[int], None]) -> None:
-        self._add(self.vocabulary, {w: (w, {"stem": stem(w)}) for w in new_words}, on_embedded)
+        rows = {w: (w, {"stem": stem(w)}) for w in new_words}
+        self._write(self._name("terms"), rows, self._embed(rows, on_embedded))
 
     def remove_source(self, source: str) -> int:
         old_chunks, old_sentences = self.stored_ids(source)
@@ -230,13 +256,32 @@ class IndexStore:
             copy.unlink(missing_ok=True)
         return len(old_chunks)
 
-    @staticmethod
-    def _add(store: Chroma, rows: dict[str, tuple[str, dict]], on_embedded: Callable[[int], None]) -> None:
+    def _embed(self, rows: dict[str, tuple[str, dict]], on_embedded: Callable[[int], None]) -> list[list[float]]:
+        """The rows' texts through the model, in batches (sentence-transformers sorts each by length)."""
+        texts, vectors = [text for text, _ in rows.values()], []
+        for i in range(0, len(texts), WRITE_BATCH):
+            vectors += self.embeddings.embed_documents(texts[i:i + WRITE_BATCH])
+            on_embedded(len(texts[i:i + WRITE_BATCH]))
+        return vectors
+
+    def _stored_sentence_vectors(self, plan: SourcePlan, known: dict) -> dict[tuple[int, int], list[float]]:
+        """Vectors of sentences a new chunk holds that are already stored (a changed document's unchanged ones)."""
+        wanted = {span for _, meta in plan.new_chunks.values()
+                  for span in zip(meta["sentence_starts"], meta["sentence_ends"], strict=True)} - known.keys()
+        if not wanted:
+            return {}
+        stored = self.sentences.get(where={"source": plan.doc.source}, include=["metadatas", "embeddings"])
+        return {(meta["start"], meta["end"]): vector for meta, vector in zip(stored["metadatas"],
+                                                                              stored["embeddings"], strict=True)
+                if (meta["start"], meta["end"]) in wanted}
+
+    def _write(self, name: str, rows: dict[str, tuple[str, dict]], vectors: Sequence) -> None:
+        collection = self.client.get_collection(name)
         ids = list(rows)
-        for i in range(0, len(ids), BATCH):
-            batch = ids[i:i + BATCH]
-            store.add_texts([rows[k][0] for k in batch], metadatas=[rows[k][1] for k in batch], ids=batch)
-            on_embedded(len(batch))
+        for i in range(0, len(ids), WRITE_BATCH):
+            batch = ids[i:i + WRITE_BATCH]
+            collection.add(ids=batch, embeddings=np.asarray(vectors[i:i + WRITE_BATCH], dtype=np.float32),
+                           documents=[rows[k][0] for k in batch], metadatas=[rows[k][1] for k in batch])
 
     @staticmethod
     def _delete(store: Chroma, ids: list[str]) -> None:
@@ -282,6 +327,12 @@ class IndexStore:
                         sorted(whole, key=lambda c: (c.span.source, c.span.start)), [sentences[i] for i in order],
                         vectors, list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32)
                         if terms["ids"] else np.zeros((0, vectors.shape[1]), dtype=np.float32))
+
+
+def mean_direction(vectors: list) -> list[float]:
+    """The normalized mean of unit vectors: a passage's direction from its sentences' (cosine stays meaningful)."""
+    mean = np.mean(np.asarray(vectors, dtype=np.float32), axis=0)
+    return (mean / (np.linalg.norm(mean) or 1.0)).tolist()
 
 
 def chunk_matches(chunk: Chunk, text: str) -> bool:

@@ -38,6 +38,7 @@ class QuestionError(ValueError):
 class Derived:
     """The parts of the chain built from one snapshot of the index; a request uses one of these throughout."""
 
+    generation: tuple[int, int, int] | None  # the store's generation read just before the snapshot was taken
     snapshot: Snapshot
     retrieval: Runnable  # request → Retrieved
     selection: Runnable  # Retrieved → Selection
@@ -58,10 +59,12 @@ class CitedQA:
         self.weights = weights
         self.generator = generator
         self._refreshing = threading.Lock()
-        self._state = self._derive(store.snapshot())
+        self._state = self._derive()
 
-    def _derive(self, snapshot: Snapshot) -> Derived:
+    def _derive(self) -> Derived:
         """Everything built from one snapshot of the index; `refresh` swaps it whole."""
+        generation = self.store.generation()  # before the snapshot: a write during it is seen again next time
+        snapshot = self.store.snapshot()
         texts = snapshot.texts
         retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k)
         retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
@@ -73,16 +76,23 @@ class CitedQA:
         extraction: Runnable = (RunnableLambda(lambda s: compose(s, texts), name="compose")
                                 | RunnableLambda(lambda a: verify(a, texts), name="verify"))
         chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
-        return Derived(snapshot, retrieval, selection, chain)
+        return Derived(generation, snapshot, retrieval, selection, chain)
 
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
         with; the next one sees the new documents. Refreshes run one at a time, so the last write always wins."""
         with self._refreshing:
-            state = self._derive(self.store.snapshot())
+            state = self._derive()
             self._state = state
             if self.generator:
                 self.generator.texts = state.texts
+
+    def refresh_if_changed(self) -> bool:
+        """Picks up what another process wrote (`citeqa index`, another worker); True when it re-read the index."""
+        if self.store.generation() == self._state.generation:
+            return False
+        self.refresh()
+        return True
 
     @property
     def snapshot(self) -> Snapshot:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import bm25s
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from rank_bm25 import BM25Okapi
 
 from index.spans import Chunk
 from index.store import IndexStore, Snapshot
@@ -46,7 +46,7 @@ class HybridRetriever:
         self.chunks = {c.id: c for c in snapshot.chunks}
         self.order = [c.id for c in snapshot.chunks]
         tokenized = [terms(c.text) for c in snapshot.chunks]
-        self.bm25 = BM25Okapi(tokenized) if tokenized else None
+        self.bm25 = keyword_index(tokenized) if tokenized else None
         self.vocabulary, self.vocabulary_vectors = snapshot.vocabulary, snapshot.vocabulary_vectors
         self.known = {stem(w) for w in snapshot.vocabulary} | {t for chunk in tokenized for t in chunk}
 
@@ -91,8 +91,21 @@ class HybridRetriever:
                          expansions, time.perf_counter() - started)
 
     def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[str]:
-        scores = self.bm25.get_scores(query.question.terms + [t for near in expansions.values() for t, _ in near])
+        scores = self._scores(query.question.terms + [t for near in expansions.values() for t, _ in near])
         if query.context:
-            scores = scores + CONTEXT_WEIGHT * self.bm25.get_scores(terms(query.context))
+            scores = scores + CONTEXT_WEIGHT * self._scores(terms(query.context))
         top = np.argsort(-scores)[: self.candidates]
         return [self.order[i] for i in top if scores[i] > 0]
+
+
+    def _scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 of every chunk for the tokens; all zero for none (bm25s wants at least one)."""
+        return self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.order), dtype=np.float32)
+
+
+def keyword_index(tokenized: list[list[str]]) -> bm25s.BM25:
+    """BM25 over the chunks' terms as sparse matrices (bm25s): a query costs its terms' postings, not a Python loop
+    over every chunk as rank-bm25's did. Lucene's IDF stays positive for a word in half the chunks or more."""
+    index = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    index.index(tokenized, show_progress=False)
+    return index

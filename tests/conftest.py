@@ -60,6 +60,12 @@ def nothing_dropped_by_verify(request) -> Iterator[None]:
         assert not dropped.records, [r.getMessage() for r in dropped.records]
 
 
+def rows_only(collection, rows: dict[str, tuple[str, dict]]) -> None:
+    """Writes rows into a collection and nothing else (no copy, no manifest): a write cut short."""
+    collection.add_texts([text for text, _ in rows.values()], metadatas=[meta for _, meta in rows.values()],
+                         ids=list(rows))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from pathlib import Path
 from ui.settings import Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 EXAMPLES = """examples:
   citeqa index                       index seeds/ (only what changed)
@@ -20,6 +21,7 @@ EXAMPLES = """examples:
   citeqa eval ../shared/eval/qa-dev.jsonl --docs seeds
   citeqa train                       rebuild the shipped reader from ../shared/train
   citeqa serve --port 7860
+  CITEQA_CHROMA_URL=http://127.0.0.1:8000 citeqa serve --workers 2   (over `chroma run`)
 
 settings (environment): CITEQA_DATA_DIR, CITEQA_CHROMA_URL, CITEQA_HOST, CITEQA_PORT, CITEQA_ANSWERER,
   CITEQA_API_KEY, CITEQA_MAX_UPLOAD_MB, CITEQA_SELECTOR (rules or learned)"""
@@ -65,13 +67,15 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="start the chat and the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, CITEQA_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, CITEQA_PORT)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes (default 1); more than 1 needs a Chroma server (CITEQA_CHROMA_URL)")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=LOG_FORMAT)
     try:
         settings = Settings()
     except ValueError as error:
@@ -190,12 +194,14 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     from index.store import IncompatibleIndex
     from qa.reader import ReaderMissing
-    from ui.server import serve
+    from ui.server import WorkersNeedAServer, serve
 
+    if args.workers < 1:
+        return fail(f"--workers must be 1 or more, not {args.workers}")
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     try:
-        serve(settings.model_copy(update={"server": settings.server.model_copy(update=overrides)}))
-    except (IncompatibleIndex, ReaderMissing) as error:
+        serve(settings.model_copy(update={"server": settings.server.model_copy(update=overrides)}), args.workers)
+    except (IncompatibleIndex, ReaderMissing, WorkersNeedAServer) as error:
         return fail(str(error))
     return 0
 

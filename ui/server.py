@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -26,6 +28,35 @@ from ui.settings import ServerSettings, Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# How often a server looks for an index written by another process (one stat of the manifest): a document indexed
+# elsewhere is answered from about this long after its write, plus the time to re-read the index.
+FRESH_CHECK_S = 1.0
+
+
+class IndexWatcher:
+    """Re-reads the index when another process changed it, on a thread of its own: requests never wait for it, and
+    each one answers from the whole old index or the whole new one (`CitedQA.refresh` swaps them whole)."""
+
+    def __init__(self, qa: CitedQA, every: float = FRESH_CHECK_S):
+        self.qa, self.every = qa, every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="citeqa-index-watcher")
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                if self.qa.refresh_if_changed():
+                    log.info("the index changed on disk: answering from %d documents now", len(self.qa.texts))
+            except Exception as error:  # a store that is down now is tried again at the next look
+                log.warning("could not re-read the changed index (trying again in %.0f s): %s", self.every, error)
+
+    def __enter__(self) -> IndexWatcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
 
 
 def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) -> FastAPI:
@@ -34,9 +65,10 @@ def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) ->
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if ready:
-            log.info("%s", ready)
-        yield
+        with IndexWatcher(qa):
+            if ready:
+                log.info("%s", ready)
+            yield
 
     app = FastAPI(title="citeqa", version=version("citeqa"), docs_url="/docs", lifespan=lifespan,
                   description="Answers questions about the indexed documents with verbatim citations.")
@@ -72,14 +104,38 @@ def chat_login(key: SecretStr) -> Callable[[str, str], bool]:
     return lambda _user, password: hmac.compare_digest(password.encode("utf-8"), key.get_secret_value().encode())
 
 
-def serve(settings: Settings) -> None:
-    """Loads the model and the index once, then serves until interrupted."""
+class WorkersNeedAServer(ValueError):
+    """`--workers N` over the embedded store: its files take one process at a time."""
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
+    """Loads the model and the index once per worker, then serves until interrupted."""
     logging.getLogger("citeqa").setLevel(logging.INFO)  # why an answer fell back is logged at INFO
     server = settings.server
+    if workers > 1 and not settings.index.chroma_url:
+        raise WorkersNeedAServer(f"--workers {workers} needs a Chroma server (CITEQA_CHROMA_URL): the embedded store "
+                                 "is single-process; run `chroma run --path DIR` and point CITEQA_CHROMA_URL at it")
     url = f"http://{server.host}:{server.port}"
-    app = create_app(build(settings), server, ready=f"citeqa ready at {url} (chat), {url}/api (REST), "
-                                                    f"{url}/docs (OpenAPI)")
     if server.api_key is None and server.host not in LOOPBACK:
         log.warning("serving on %s with no CITEQA_API_KEY: anyone who can reach it can upload and delete "
                     "documents", server.host)
+    if workers > 1:
+        build(settings)  # refuses a missing or incompatible index here, once, not in every worker
+        log.info("citeqa starting %d workers at %s (chat), %s/api (REST), %s/docs (OpenAPI)", workers, url, url, url)
+        uvicorn.run("ui.server:worker_app", factory=True, workers=workers, host=server.host, port=server.port,
+                    log_level="warning")
+        return
+    app = create_app(build(settings), server, ready=f"citeqa ready at {url} (chat), {url}/api (REST), "
+                                                    f"{url}/docs (OpenAPI)")
     uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
+
+
+def worker_app() -> FastAPI:
+    """One worker of `citeqa serve --workers N`: uvicorn calls this in each worker process, which reads the same
+    CITEQA_ settings; the workers share the Chroma server and the data dir, and each watches the index."""
+    from ui.cli import LOG_FORMAT
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    logging.getLogger("citeqa").setLevel(logging.INFO)
+    settings = Settings()
+    return create_app(build(settings), settings.server, ready=f"worker {os.getpid()} ready")

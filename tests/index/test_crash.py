@@ -19,7 +19,7 @@ from index.settings import IndexSettings
 from index.store import IndexStore, sentence_id
 from qa.chain import CitedQA
 from qa.settings import AnsweringSettings
-from tests.conftest import ARTICLE
+from tests.conftest import ARTICLE, rows_only
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
 NOUNS = ("harbour bridge canal mill tower market school archive lighthouse quarry orchard station granary chapel "
@@ -97,8 +97,8 @@ def test_a_reader_never_sees_rows_of_a_version_whose_write_was_cut_short(setting
     (folder / ARTICLE.name).write_text(changed, encoding="utf-8")
     prepared = Indexer(store).prepare(load_sources([folder])[0])
     plan = store.plan(prepared.doc, prepared.chunks, prepared.sentences)
-    store._add(store.chunks, plan.new_chunks, lambda n: None)  # the new version's rows, then the process died:
-    store._add(store.sentences, plan.new_sentences, lambda n: None)  # stale rows, copy and manifest are the old
+    rows_only(store.chunks, plan.new_chunks)  # the new version's rows, then the process died:
+    rows_only(store.sentences, plan.new_sentences)  # stale rows, copy and manifest are the old
 
     snapshot = store.snapshot()
     old = ARTICLE.read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ from index.load import IngestError, read_bytes
 from index.pipeline import Added, Indexer
 from index.spans import SourceText
 from index.store import IncompatibleIndex, IndexStore
-from tests.conftest import ARTICLE
+from tests.conftest import ARTICLE, rows_only
 from tests.samples import pdf_bytes, report_pdf
 
 
@@ -120,7 +120,8 @@ def test_other_chunking_is_refused_by_readers_and_rebuilt_by_the_indexer(store, 
         changed.check()
     summary = Indexer(changed).run([docs])
     assert summary.rebuilt and summary.kept == 0
-    assert changed.check().chunking == {"chunk_sentences": 2, "chunk_overlap": 0, "segmentation": 2}
+    assert changed.check().chunking == {"chunk_sentences": 2, "chunk_overlap": 0, "segmentation": 2,
+                                        "chunk_vectors": 2}
     assert all(len(m["sentence_starts"]) <= 2 for m in stored(changed).values())
 
 
@@ -174,8 +175,8 @@ def test_a_write_cut_short_is_never_in_the_snapshot(store, docs):
     doc = SourceText("cut.txt", "The ferry sank on Friday. All forty passengers swam ashore. The captain was fined.")
     prepared = Indexer(store).prepare(doc)
     plan = store.plan(doc, prepared.chunks, prepared.sentences)
-    store._add(store.chunks, plan.new_chunks, lambda n: None)
-    store._add(store.sentences, dict(list(plan.new_sentences.items())[:1]), lambda n: None)
+    rows_only(store.chunks, plan.new_chunks)
+    rows_only(store.sentences, dict(list(plan.new_sentences.items())[:1]))
     after = store.snapshot()
     assert [c.id for c in after.chunks] == [c.id for c in before.chunks]
     assert after.sentences == before.sentences and set(after.texts) == set(before.texts)
