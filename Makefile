@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/citeqa-wheels
 LLAMA := llama-cpp-python==0.3.36
 LLAMA_FLAGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup setup-llm setup-llm-large run index train test lint browser clean
+.PHONY: setup setup-llm setup-llm-large run index train bench test lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ index: setup
 # Rebuilds the shipped reader (qa/reader) from ../shared/train: about 30 minutes on 2 cores. `make run` never trains.
 train: setup
 	$(BIN)/citeqa train
+
+# The scale benchmark (not part of `make test`): a generated corpus at each size over a real `chroma run`, citeqa
+# beside a dense top-1 LangChain peer; writes bench/results.md. 100k chunks takes the longest (see README "Scale").
+SIZES ?= 1000 10000 100000
+bench: setup
+	$(BIN)/python bench/scale.py --sizes $(SIZES) --out bench/results.md
 
 run: index
 	$(if $(LLM),CITEQA_ANSWERER=local) $(BIN)/citeqa serve --host $(HOST) --port $(PORT)

@@ -46,7 +46,7 @@ class Result:
 
 
 def run(url: str, clients: int, seconds: float | None = None, requests: int | None = None,
-        honour_retry_after: bool = True, keep_alive: bool = True) -> Result:
+        honour_retry_after: bool = True, keep_alive: bool = True, questions: list[str] | None = None) -> Result:
     """`clients` threads asking until `seconds` pass or each has sent `requests` questions. Without `keep_alive`
     each request has a connection of its own (no race with the server closing an idle one)."""
     result, lock = Result(0.0), threading.Lock()
@@ -57,7 +57,8 @@ def run(url: str, clients: int, seconds: float | None = None, requests: int | No
         with httpx.Client(base_url=url, timeout=120, headers=headers) as http:
             sent = 0
             while time.monotonic() < stop_at and (requests is None or sent < requests):
-                question = QUESTIONS[(number + sent) % len(QUESTIONS)]
+                asked = questions or QUESTIONS
+                question = asked[(number + sent) % len(asked)]
                 started = time.monotonic()
                 try:
                     reply = http.post("/api/ask", json={"question": question})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,11 @@ log = logging.getLogger(f"citeqa.{__name__}")
 # How chunk vectors are made; an index made another way is rebuilt. 1: each chunk embedded whole; 2: the mean
 # direction of its sentences' vectors (`write_source`).
 CHUNK_VECTORS_VERSION = 2
-WRITE_BATCH = 1000  # rows per Chroma add: few round trips to a server, well under its maximum batch (~5,000)
+MANIFEST = "manifest.json"  # in the data dir: what the vectors were made with, and the version of each source
+WRITE_BATCH = 1000
+# Vectors kept by text for the rest of an indexing run (float32: 1.5 kB each, 75 MB at most): the same sentence in
+# many files (wire copy, boilerplate, a re-sent report) goes through the model once.
+VECTOR_CACHE = 50_000  # rows per Chroma add: few round trips to a server, well under its maximum batch (~5,000)
 EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
 # chromadb's HTTP client waits forever (httpx timeout=None); a stalled server must fail the request instead. A
 # vector search takes ~1 ms and a 64-row add well under a second here, so 10 s only catches a server that hangs.
@@ -104,6 +109,29 @@ def chroma_client(settings: IndexSettings) -> chromadb.ClientAPI:
     return chromadb.PersistentClient(path=str(settings.data_dir / "chroma"), settings=quiet)
 
 
+def expected_manifest(settings: IndexSettings, embedding_model: str) -> Manifest:
+    return Manifest(embedding_model, {**settings.chunking, "segmentation": SEGMENTATION_VERSION,
+                                      "chunk_vectors": CHUNK_VECTORS_VERSION})
+
+
+def checked(manifest: Manifest | None, expected: Manifest) -> Manifest:
+    if manifest is None:
+        raise IncompatibleIndex("no index yet: run `citeqa index` first")
+    if not manifest.compatible(expected):
+        raise IncompatibleIndex(
+            f"the index was built with {manifest.embedding_model} {manifest.chunking}, the settings ask for "
+            f"{expected.embedding_model} {expected.chunking}: run `citeqa index --rebuild`")
+    return manifest
+
+
+def check_index(settings: IndexSettings) -> Manifest:
+    """`IndexStore.check` without loading the model or opening Chroma: what a process that only starts others
+    (`citeqa serve --workers N`) checks, so that it does not hold a model and an index it never answers from."""
+    path = settings.data_dir / MANIFEST
+    manifest = Manifest(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+    return checked(manifest, expected_manifest(settings, model_name(settings.embedding_model)))
+
+
 def open_store(settings: IndexSettings) -> IndexStore:
     """The store the settings name, with the embedding model they name (loaded once, from local files)."""
     path = settings.embedding_model
@@ -115,13 +143,13 @@ class IndexStore:
         self.settings = settings
         self.client = chroma_client(settings)
         self.embeddings = embeddings
-        self.expected = Manifest(embedding_model, {**settings.chunking, "segmentation": SEGMENTATION_VERSION,
-                                                   "chunk_vectors": CHUNK_VECTORS_VERSION})
+        self.expected = expected_manifest(settings, embedding_model)
         self.docs_dir = settings.data_dir / "docs"
-        self.manifest_path = settings.data_dir / "manifest.json"
+        self.manifest_path = settings.data_dir / MANIFEST
         self.chunks = self._collection("chunks")
         self.sentences = self._collection("sentences")
         self.vocabulary = self._collection("terms")
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _name(self, kind: str) -> str:
         return f"{self.settings.collection}_{kind}"
@@ -139,14 +167,7 @@ class IndexStore:
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings (`IncompatibleIndex`)."""
-        manifest = self.manifest()
-        if manifest is None:
-            raise IncompatibleIndex("no index yet: run `citeqa index` first")
-        if not manifest.compatible(self.expected):
-            raise IncompatibleIndex(
-                f"the index was built with {manifest.embedding_model} {manifest.chunking}, the settings ask for "
-                f"{self.expected.embedding_model} {self.expected.chunking}: run `citeqa index --rebuild`")
-        return manifest
+        return checked(self.manifest(), self.expected)
 
     def generation(self) -> tuple[int, int, int] | None:
         """What the index looks like from outside, cheaply (one stat): every write replaces the manifest, so a
@@ -256,12 +277,22 @@ class IndexStore:
             copy.unlink(missing_ok=True)
         return len(old_chunks)
 
-    def _embed(self, rows: dict[str, tuple[str, dict]], on_embedded: Callable[[int], None]) -> list[list[float]]:
-        """The rows' texts through the model, in batches (sentence-transformers sorts each by length)."""
-        texts, vectors = [text for text, _ in rows.values()], []
-        for i in range(0, len(texts), WRITE_BATCH):
-            vectors += self.embeddings.embed_documents(texts[i:i + WRITE_BATCH])
-            on_embedded(len(texts[i:i + WRITE_BATCH]))
+    def _embed(self, rows: dict[str, tuple[str, dict]], on_embedded: Callable[[int], None]) -> np.ndarray:
+        """The rows' texts through the model, in batches (sentence-transformers sorts each by length); a text seen
+        earlier in this run is not embedded again."""
+        texts = [text for text, _ in rows.values()]
+        unseen = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        for i in range(0, len(unseen), WRITE_BATCH):
+            batch = unseen[i:i + WRITE_BATCH]
+            for text, vector in zip(batch, self.embeddings.embed_documents(batch), strict=True):
+                self._vectors[text] = np.asarray(vector, dtype=np.float32)
+            on_embedded(len(batch))
+        on_embedded(len(texts) - len(unseen))
+        vectors = np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, EMPTY_DIMENSIONS), np.float32)
+        for text in texts:
+            self._vectors.move_to_end(text)
+        while len(self._vectors) > VECTOR_CACHE:
+            self._vectors.popitem(last=False)
         return vectors
 
     def _stored_sentence_vectors(self, plan: SourcePlan, known: dict) -> dict[tuple[int, int], list[float]]:
@@ -275,7 +306,7 @@ class IndexStore:
                                                                               stored["embeddings"], strict=True)
                 if (meta["start"], meta["end"]) in wanted}
 
-    def _write(self, name: str, rows: dict[str, tuple[str, dict]], vectors: Sequence) -> None:
+    def _write(self, name: str, rows: dict[str, tuple[str, dict]], vectors: Sequence | np.ndarray) -> None:
         collection = self.client.get_collection(name)
         ids = list(rows)
         for i in range(0, len(ids), WRITE_BATCH):
@@ -294,10 +325,7 @@ class IndexStore:
 
     def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable."""
-        try:
-            k = min(k, self.count())
-            if k == 0:
-                return []
+        try:  # k past the collection's size gives what there is (no count first: a round trip saved)
             found = self.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=k)
         except httpx.TransportError as error:
             raise StoreUnavailable(f"the Chroma server at {self.settings.chroma_url} is unreachable "
@@ -329,10 +357,10 @@ class IndexStore:
                         if terms["ids"] else np.zeros((0, vectors.shape[1]), dtype=np.float32))
 
 
-def mean_direction(vectors: list) -> list[float]:
+def mean_direction(vectors: list) -> np.ndarray:
     """The normalized mean of unit vectors: a passage's direction from its sentences' (cosine stays meaningful)."""
     mean = np.mean(np.asarray(vectors, dtype=np.float32), axis=0)
-    return (mean / (np.linalg.norm(mean) or 1.0)).tolist()
+    return mean / (np.linalg.norm(mean) or 1.0)
 
 
 def chunk_matches(chunk: Chunk, text: str) -> bool:

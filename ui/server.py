@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
+from index.store import check_index
 from qa.chain import CitedQA, build
 from qa.documents import DocumentLibrary
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD, router
@@ -120,7 +121,7 @@ def serve(settings: Settings, workers: int = 1) -> None:
         log.warning("serving on %s with no CITEQA_API_KEY: anyone who can reach it can upload and delete "
                     "documents", server.host)
     if workers > 1:
-        build(settings)  # refuses a missing or incompatible index here, once, not in every worker
+        check_index(settings.index)  # a missing or incompatible index is refused here, once, not in every worker
         log.info("citeqa starting %d workers at %s (chat), %s/api (REST), %s/docs (OpenAPI)", workers, url, url, url)
         uvicorn.run("ui.server:worker_app", factory=True, workers=workers, host=server.host, port=server.port,
                     log_level="warning")
