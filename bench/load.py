@@ -13,6 +13,7 @@ import argparse
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -78,14 +79,19 @@ def run(url: str, clients: int, seconds: float | None = None, requests: int | No
                 if reply.status_code == 503 and honour_retry_after and retry.isdigit():
                     time.sleep(min(int(retry), max(0.0, stop_at - time.monotonic())))
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    result.seconds = together(client, clients)
+    return result
+
+
+def together(work: Callable[[int], None], count: int) -> float:
+    """`work(0)` … `work(count - 1)` on threads of their own, all at once; the seconds until the last one ends."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
     began = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    result.seconds = time.monotonic() - began
-    return result
+    return time.monotonic() - began
 
 
 def main() -> None:

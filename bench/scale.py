@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.load import run as load  # noqa: E402
+from bench.load import together  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RUN_SENTENCES = 40  # sentences per generated file: about 19 chunks of 4 sentences sharing 2
@@ -127,13 +128,7 @@ def throughput(ask: Callable[[str], object], questions: list[str], threads: int)
             with lock:
                 done[0] += 1
 
-    workers = [threading.Thread(target=caller, args=(n,)) for n in range(threads)]
-    began = time.monotonic()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return done[0] / (time.monotonic() - began)
+    return done[0] / together(caller, threads)
 
 
 def serving(env: dict[str, str], workers: int, port: int) -> subprocess.Popen:

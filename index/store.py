@@ -34,10 +34,10 @@ log = logging.getLogger(f"citeqa.{__name__}")
 # direction of its sentences' vectors (`write_source`).
 CHUNK_VECTORS_VERSION = 2
 MANIFEST = "manifest.json"  # in the data dir: what the vectors were made with, and the version of each source
-WRITE_BATCH = 1000
+WRITE_BATCH = 1000  # rows per Chroma add: few round trips to a server, well under its maximum batch (~5,000)
 # Vectors kept by text for the rest of an indexing run (float32: 1.5 kB each, 75 MB at most): the same sentence in
 # many files (wire copy, boilerplate, a re-sent report) goes through the model once.
-VECTOR_CACHE = 50_000  # rows per Chroma add: few round trips to a server, well under its maximum batch (~5,000)
+VECTOR_CACHE = 50_000
 EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
 # chromadb's HTTP client waits forever (httpx timeout=None); a stalled server must fail the request instead. A
 # vector search takes ~1 ms and a 64-row add well under a second here, so 10 s only catches a server that hangs.
@@ -127,9 +127,12 @@ def checked(manifest: Manifest | None, expected: Manifest) -> Manifest:
 def check_index(settings: IndexSettings) -> Manifest:
     """`IndexStore.check` without loading the model or opening Chroma: what a process that only starts others
     (`citeqa serve --workers N`) checks, so that it does not hold a model and an index it never answers from."""
-    path = settings.data_dir / MANIFEST
-    manifest = Manifest(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
-    return checked(manifest, expected_manifest(settings, model_name(settings.embedding_model)))
+    return checked(read_manifest(settings.data_dir / MANIFEST),
+                   expected_manifest(settings, model_name(settings.embedding_model)))
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    return Manifest(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
 def open_store(settings: IndexSettings) -> IndexStore:
@@ -161,9 +164,7 @@ class IndexStore:
 
     # manifest and document copies
     def manifest(self) -> Manifest | None:
-        if not self.manifest_path.is_file():
-            return None
-        return Manifest(**json.loads(self.manifest_path.read_text(encoding="utf-8")))
+        return read_manifest(self.manifest_path)
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings (`IncompatibleIndex`)."""

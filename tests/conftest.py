@@ -167,6 +167,16 @@ def store(settings, embeddings) -> IndexStore:
     return IndexStore(settings, embeddings, model_name(None))
 
 
+def small_index(tmp_path_factory, embeddings, texts: dict[str, str], name: str) -> IndexStore:
+    """A fresh embedded store holding `texts` (file name → text): the hand-built index of a unit test module."""
+    folder = tmp_path_factory.mktemp(f"{name}-docs")
+    for file, text in texts.items():
+        (folder / file).write_text(text, encoding="utf-8")
+    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp(f"{name}-index")), embeddings, model_name(None))
+    Indexer(store).run([folder])
+    return store
+
+
 @pytest.fixture(scope="session")
 def seed_store(tmp_path_factory, embeddings) -> IndexStore:
     """The seed article, indexed once for the whole session."""

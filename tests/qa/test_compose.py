@@ -6,9 +6,6 @@ import re
 import numpy as np
 import pytest
 
-from index.embed import model_name
-from index.pipeline import Indexer
-from index.settings import IndexSettings
 from index.spans import Span
 from index.store import IndexStore
 from qa.answer import NOT_IN_DOCUMENTS, Answer
@@ -19,6 +16,7 @@ from qa.retrieve import Query, Retrieved
 from qa.select import ScoredSpan, Selection
 from qa.settings import AnsweringSettings
 from qa.verify import verify
+from tests.conftest import small_index
 
 BRIDGE = ("The Tern Bridge opened in May 1932. It is 40 km long, and it carries a railway over the Ouse. "
           "Its designer was Ada Brunel, an engineer from Bristol.")
@@ -106,13 +104,7 @@ def test_the_short_answer_is_the_exact_words_inside_its_citation():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, embeddings) -> IndexStore:
-    folder = tmp_path_factory.mktemp("compose-docs")
-    for name, text in TEXTS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("compose-index")), embeddings,
-                       model_name(None))
-    Indexer(store).run([folder])
-    return store
+    return small_index(tmp_path_factory, embeddings, TEXTS, "compose")
 
 
 @pytest.fixture(scope="module", params=["rules", "learned"])

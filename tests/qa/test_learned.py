@@ -2,15 +2,12 @@
 
 import pytest
 
-from index.embed import model_name
-from index.pipeline import Indexer
-from index.settings import IndexSettings
 from index.spans import Span
-from index.store import IndexStore
 from qa.chain import CitedQA
 from qa.learned import MAX_QUOTE_CHARS, LearnedSelector, quote_around
 from qa.reader import Candidate, Reading
 from qa.settings import AnsweringSettings
+from tests.conftest import small_index
 
 TEXT = ("The bridge opened in May 1932 after six years of work. It is 40 km long and carries a railway.\n\n"
         "Its designer was Ada Brunel, an engineer from Bristol. She later built the harbour at Tern.")
@@ -35,11 +32,7 @@ class StandIn:
 
 @pytest.fixture(scope="module")
 def small_qa(tmp_path_factory, embeddings) -> CitedQA:
-    folder = tmp_path_factory.mktemp("bridge")
-    (folder / "bridge.txt").write_text(TEXT, encoding="utf-8")
-    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("bridge-index")), embeddings,
-                       model_name(None))
-    Indexer(store).run([folder])
+    store = small_index(tmp_path_factory, embeddings, {"bridge.txt": TEXT}, "bridge")
     return CitedQA(store, AnsweringSettings(selector="rules"))
 
 

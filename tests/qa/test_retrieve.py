@@ -4,7 +4,6 @@ what a follow-up's context adds, and the limits of what comes back."""
 import pytest
 
 from index.embed import model_name
-from index.pipeline import Indexer
 from index.settings import IndexSettings
 from index.store import IndexStore
 from index.text import terms
@@ -12,6 +11,7 @@ from qa.chain import CitedQA
 from qa.question import read
 from qa.retrieve import RRF_K, HybridRetriever, Query, Retrieved
 from qa.settings import AnsweringSettings
+from tests.conftest import small_index
 
 TEXTS = {
     "bridge.txt": ("The Tern Bridge crosses the river Ouse at Hollow. It was opened in May 1932 by the mayor. "
@@ -29,13 +29,7 @@ BRIDGE_TURNS = [{"role": "user", "content": "Who designed the Tern Bridge?"},
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, embeddings) -> IndexStore:
-    folder = tmp_path_factory.mktemp("retrieve-docs")
-    for name, text in TEXTS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("retrieve-index")), embeddings,
-                       model_name(None))
-    Indexer(store).run([folder])
-    return store
+    return small_index(tmp_path_factory, embeddings, TEXTS, "retrieve")
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,11 @@ abstention, clause windows, and exact offsets."""
 
 import pytest
 
-from index.embed import model_name
-from index.pipeline import Indexer
-from index.settings import IndexSettings
-from index.store import IndexStore
 from qa.chain import CitedQA
 from qa.question import Expect, read
 from qa.select import ScoredSpan, Selection, SpanSelector, Weights, clause_windows
 from qa.settings import AnsweringSettings
+from tests.conftest import small_index
 
 BRIDGE = ("The Tern Bridge crosses the river Ouse at Hollow. "
           "The workers who built the bridge are remembered with a plaque on the east tower. "
@@ -32,12 +29,7 @@ ANSWERED = ["How many workers built the bridge?", "When was the bridge opened?",
 
 @pytest.fixture(scope="module")
 def qa(tmp_path_factory, embeddings) -> CitedQA:
-    folder = tmp_path_factory.mktemp("select-docs")
-    for name, text in TEXTS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    store = IndexStore(IndexSettings(data_dir=tmp_path_factory.mktemp("select-index")), embeddings, model_name(None))
-    Indexer(store).run([folder])
-    return CitedQA(store, AnsweringSettings(selector="rules"))
+    return CitedQA(small_index(tmp_path_factory, embeddings, TEXTS, "select"), AnsweringSettings(selector="rules"))
 
 
 def select(qa: CitedQA, question: str, weights: Weights | None = None) -> Selection:
