@@ -41,7 +41,8 @@ setup-llm-large: $(VENV)/.installed-llm-large
 index: setup
 	$(BIN)/citeqa index seeds
 
-# Rebuilds the shipped reader (qa/reader) from ../shared/train: about 30 minutes on 2 cores. `make run` never trains.
+# Rebuilds the shipped reader (qa/reader) from ../shared/train: about 3 hours on 2 cores, most of it fine-tuning, which
+# can run on a GPU instead (README: "Reproducible"; 2 minutes on one H100). `make run` never trains.
 train: setup
 	$(BIN)/citeqa train
 

@@ -54,15 +54,20 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--show", action="store_true", help="print every answer")
 
     learn = commands.add_parser(
-        "train", help="train the answer reader from labelled questions (about 30 minutes on 2 cores)",
+        "train", help="train the answer reader from labelled questions (hours on 2 cores; minutes with a GPU)",
         description="Builds the reader (a MiniLM cross-encoder with a short-answer head) from SQuAD-style "
         "questions, fits when to abstain on calibration articles, and prints figures on articles it never saw.")
     learn.add_argument("--data", type=Path, default=Path("../shared/train"), metavar="DIR",
                        help="docs/ and qa.jsonl / qa-v1.jsonl (default: ../shared/train)")
     learn.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="where the reader goes (default: the shipped one, qa/reader)")
-    learn.add_argument("--questions", type=int, help="learning questions sampled (default: the recipe's 3,500)")
+    learn.add_argument("--questions", type=int, help="learning questions sampled (default: all of them)")
     learn.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
+    learn.add_argument("--lessons-only", type=Path, metavar="FILE",
+                       help="write the learning lessons to FILE (.jsonl.gz) and stop: fine-tune them elsewhere "
+                       "(a GPU) with `python -m qa.finetune FILE --base DIR --out DIR`")
+    learn.add_argument("--reader-from", type=Path, metavar="DIR",
+                       help="take the reader `python -m qa.finetune` wrote in DIR; calibrate and measure it")
 
     serve = commands.add_parser("serve", help="start the chat and the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, CITEQA_HOST)")
@@ -176,18 +181,25 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.finetune import Recipe
     from qa.reader import READER_DIR
     from qa.train import TrainConfig, train
 
     if not (args.data / "docs").is_dir():
         return fail(f"no training data in {args.data}: it needs docs/ and qa.jsonl (see ../shared/train)")
-    chosen = {k: v for k, v in {"questions": args.questions, "seed": args.seed}.items() if v is not None}
+    if args.reader_from and not (args.reader_from / "model.onnx").is_file():
+        return fail(f"no model.onnx in {args.reader_from}: `python -m qa.finetune` writes one")
+    chosen = {k: v for k, v in {"questions": args.questions, "lessons_only": args.lessons_only,
+                                "reader_from": args.reader_from}.items() if v is not None}
+    if args.seed is not None:
+        chosen["recipe"] = Recipe(seed=args.seed)
     try:
         train(TrainConfig(args.data, args.out or READER_DIR, **chosen), settings,
               say=lambda line: print(line, file=sys.stderr, flush=True))
     except (OSError, ValueError) as error:
         return fail(str(error))
-    print(f"reader written to {args.out or READER_DIR}")
+    if not args.lessons_only:
+        print(f"reader written to {args.out or READER_DIR}")
     return 0
 
 

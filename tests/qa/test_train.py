@@ -3,6 +3,7 @@
 import json
 
 from index.settings import IndexSettings
+from qa.finetune import Recipe
 from qa.reader import Candidate, Reader
 from qa.settings import Settings
 from qa.train import TrainConfig, train
@@ -41,7 +42,7 @@ def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
     for name, text in DOCS.items():
         (data / "docs" / name).write_text(text, encoding="utf-8")
     gold_file(data)
-    config = TrainConfig(data, tmp_path / "reader", questions=9, batch=4, measure=("birds.txt",),
+    config = TrainConfig(data, tmp_path / "reader", Recipe(batch=4, epochs=1), measure=("birds.txt",),
                          calibrate=("metals.txt",))
     said = []
     card = train(config, Settings(index=IndexSettings(data_dir=tmp_path / "data")), say=said.append)
