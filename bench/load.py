@@ -1,6 +1,7 @@
 """Load on a running `citeqa serve`: N clients each asking in a loop; answers/s, latency, and what was shed.
 
     python bench/load.py --url http://127.0.0.1:7860 --clients 64 --seconds 20
+    python bench/load.py --clients 1 --questions ../shared/train/qa.jsonl --doc squad_Construction.txt
 
 Each client sends its next question when the last is answered. A 503 (shed, or the store down) is counted and the
 client waits as long as its Retry-After says, as a well-behaved client would; any other status is an error.
@@ -10,11 +11,13 @@ Latency percentiles are over the answered (200) requests. Loopback only: it is m
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -99,10 +102,19 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:7860")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--questions", type=Path, metavar="QA.jsonl",
+                        help="ask these questions (a gold file, as citeqa eval reads) instead of six about the seed")
+    parser.add_argument("--doc", action="append", metavar="NAME", help="only the file's questions about NAME")
     args = parser.parse_args()
+    asked = None
+    if args.questions:
+        cases = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+        asked = [c["question"] for c in cases if not args.doc or c.get("doc") in args.doc]
+        if not asked:
+            parser.error(f"no questions in {args.questions}" + (f" about {', '.join(args.doc)}" if args.doc else ""))
     httpx.get(f"{args.url}/api/health", timeout=10).raise_for_status()
     for clients in args.clients:
-        result = run(args.url, clients, seconds=args.seconds)
+        result = run(args.url, clients, seconds=args.seconds, questions=asked)
         print(result.line(clients), flush=True)
 
 
