@@ -55,13 +55,13 @@ def run(url: str, clients: int, seconds: float | None = None, requests: int | No
     each request has a connection of its own (no race with the server closing an idle one)."""
     result, lock = Result(0.0), threading.Lock()
     stop_at = time.monotonic() + seconds if seconds else float("inf")
+    asked = questions or QUESTIONS
 
     def client(number: int) -> None:
         headers = {} if keep_alive else {"Connection": "close"}
         with httpx.Client(base_url=url, timeout=120, headers=headers) as http:
             sent = 0
             while time.monotonic() < stop_at and (requests is None or sent < requests):
-                asked = questions or QUESTIONS
                 question = asked[(number + sent) % len(asked)]
                 started = time.monotonic()
                 try:
