@@ -1,6 +1,6 @@
 """`make bench`: citeqa at 1k, 10k and 100k chunks over a real `chroma run` server, beside a tutorial-style peer.
 
-    python bench/scale.py --sizes 1000 10000 100000 --out bench/results.md
+    python bench/scale.py --sizes 1000 10000 100000 --embedding static --out bench/results-static.md
 
 For each size it generates a corpus (deterministic: runs of consecutive sentences of ../shared/train/docs, each run
 from a different starting point, so every chunk is distinct and the SQuAD questions about its article answerable),
@@ -43,6 +43,8 @@ RUN_SENTENCES = 40  # sentences per generated file: about 19 chunks of 4 sentenc
 QUESTIONS = 200  # asked one at a time for the latency percentiles
 LOAD_SECONDS = 10.0  # per answers/s figure
 SEED = 13
+# --embedding: the value of CITEQA_EMBEDDING_MODEL (None: unset, the default MiniLM)
+EMBEDDINGS = {"minilm": None, "static": "static"}
 
 
 @dataclass
@@ -128,7 +130,8 @@ def throughput(ask: Callable[[str], object], questions: list[str], threads: int)
             with lock:
                 done[0] += 1
 
-    return done[0] / together(caller, threads)
+    seconds = together(caller, threads)  # first: `done[0] / together(...)` would read the count before any call
+    return done[0] / seconds
 
 
 def serving(env: dict[str, str], workers: int, port: int) -> subprocess.Popen:
@@ -149,7 +152,6 @@ def measure(size: int, data: Path, chroma_url: str, work: Path, say: Callable[[s
     from langchain_chroma import Chroma
     from langchain_core.runnables import RunnableLambda
 
-    from index.embed import load_embeddings
     from index.settings import IndexSettings
     from index.store import open_store
     from qa.chain import CitedQA
@@ -169,7 +171,7 @@ def measure(size: int, data: Path, chroma_url: str, work: Path, say: Callable[[s
     store = open_store(settings)
     qa = CitedQA(store, AnsweringSettings())
     peer_store = Chroma(client=store.client, collection_name=f"bench{size}_chunks",
-                        embedding_function=load_embeddings(None))
+                        embedding_function=store.embeddings)
     peer = peer_store.as_retriever(search_kwargs={"k": 1}) | RunnableLambda(
         lambda found: found[0].page_content if found else "not in the documents")
     for name, ask in (("citeqa", qa.invoke), ("peer", peer.invoke)):
@@ -234,8 +236,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], metavar="CHUNKS")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "train")
+    parser.add_argument("--embedding", choices=sorted(EMBEDDINGS), default="minilm",
+                        help="the embedding model citeqa and the peer index and ask with (CITEQA_EMBEDDING_MODEL)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     args = parser.parse_args()
+    os.environ.pop("CITEQA_EMBEDDING_MODEL", None)
+    if EMBEDDINGS[args.embedding]:
+        os.environ["CITEQA_EMBEDDING_MODEL"] = EMBEDDINGS[args.embedding]
     if not (args.data / "docs").is_dir():
         sys.exit(f"bench: no corpus source in {args.data} (it needs docs/ and qa.jsonl, as ../shared/train)")
     work = Path(tempfile.mkdtemp(prefix="citeqa-bench-"))
@@ -258,6 +265,7 @@ def main() -> None:
         for size in args.sizes:  # the table is written after each size: a long run cut short keeps what it measured
             rows.append(measure(size, args.data, url, work, say))
             report = (f"# citeqa bench ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs; `make bench`)\n\n"
+                      f"Embedding: {args.embedding} (both citeqa and the peer). "
                       f"Extractive answerer, rules selector, one `chroma run` server; peer: dense top-1 LangChain "
                       f"retriever over the same Chroma chunks. {QUESTIONS} SQuAD questions about the corpus's "
                       f"articles; answers/s over {LOAD_SECONDS:.0f} s.\n\n{table(rows)}\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from index.chunk import chunk_sentences, content_sentences
 from index.load import IngestError, load_sources
 from index.segment import sentences as segment
 from index.spans import Chunk, Sentence, SourceText
-from index.store import IncompatibleIndex, IndexStore, Manifest, SourcePlan
+from index.store import WRITE_BATCH, IncompatibleIndex, IndexStore, Manifest, SourcePlan
 
 log = logging.getLogger(f"citeqa.{__name__}")
 # Given the number of pieces to embed, returns what to call with each batch embedded (a progress bar's update).
@@ -120,15 +120,31 @@ class Indexer:
         return Manifest(self.store.expected.embedding_model, self.store.expected.chunking)
 
     def write(self, prepared: Sequence[Prepared], manifest: Manifest, progress: Progress | None) -> list[SourcePlan]:
-        """Writes the documents whose text changed, recording each in `manifest` (saved after each document)."""
+        """Writes the documents whose text changed, recording each in `manifest`, which is saved after each group of
+        documents whose rows fill a Chroma batch (WRITE_BATCH)."""
         changed = [p for p in prepared if manifest.sources.get(p.doc.source, {}).get("sha256") != p.doc.sha256]
-        plans = [self.store.plan(p.doc, p.chunks, p.sentences) for p in changed]
+        plans = self.store.plans([(p.doc, p.chunks, p.sentences) for p in changed])
         new_words = self.store.new_words([(p.doc, p.sentences) for p in changed])
         tick = (progress or (lambda total: lambda n: None))(sum(p.to_embed for p in plans) + len(new_words))
         self.store.add_words(new_words, tick)
-        for plan in plans:
-            self.store.write_source(plan, tick)
-            manifest.sources[plan.doc.source] = {"sha256": plan.doc.sha256, "chars": len(plan.doc.text),
-                                                 "chunks": plan.chunks}
+        for group in write_groups(plans):
+            self.store.write_sources(group, tick)
+            for plan in group:
+                manifest.sources[plan.doc.source] = {"sha256": plan.doc.sha256, "chars": len(plan.doc.text),
+                                                     "chunks": plan.chunks}
             self.store.save_manifest(manifest)
         return plans
+
+
+def write_groups(plans: Sequence[SourcePlan]) -> Iterator[list[SourcePlan]]:
+    """Consecutive documents whose new rows fill about one Chroma batch (a big document is a group alone)."""
+    group: list[SourcePlan] = []
+    rows = 0
+    for plan in plans:
+        group.append(plan)
+        rows += plan.to_embed
+        if rows >= WRITE_BATCH:
+            yield group
+            group, rows = [], 0
+    if group:
+        yield group

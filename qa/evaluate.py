@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.embed import model_name
 from qa.answer import Answer
 from qa.chain import CitedQA
 from qa.settings import Settings
@@ -73,8 +74,10 @@ def percentiles(prefix: str, values: list[float]) -> str:
 
 
 def separate_store(settings: Settings, docs: Path) -> Settings:
-    """Settings for an embedded store of its own for `docs`, kept between runs (only changes re-embed)."""
-    key = hashlib.sha1(str(docs.resolve()).encode()).hexdigest()[:10]
+    """Settings for an embedded store of its own for `docs` and the embedding model, kept between runs (only changes
+    re-embed; runs with another model keep their own)."""
+    identity = f"{docs.resolve()}\n{model_name(settings.index.embedding_model)}"
+    key = hashlib.sha1(identity.encode()).hexdigest()[:10]
     index = settings.index.model_copy(update={"data_dir": settings.index.data_dir / "eval" / key, "chroma_url": None})
     return settings.model_copy(update={"index": index})
 

@@ -87,10 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"bad setting: {error}")
     handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "train": run_train,
                "serve": run_serve}[args.command]
+    from index.embed import EmbeddingModelMissing
     from index.store import StoreUnavailable
 
     try:
         return handler(args, settings)
+    except EmbeddingModelMissing as error:
+        return fail(str(error))
     except StoreUnavailable as error:
         return fail(f"{error} (start it, or unset CITEQA_CHROMA_URL for the embedded store)", code=3)
     except KeyboardInterrupt:
