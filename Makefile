@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/citeqa-wheels
 LLAMA := llama-cpp-python==0.3.36
 LLAMA_FLAGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup setup-llm setup-llm-large run index train bench test lint browser clean
+.PHONY: setup setup-llm setup-llm-large run index train distill bench test lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,11 +46,18 @@ index: setup
 train: setup
 	$(BIN)/citeqa train
 
+# Rebuilds the shipped static embedding model (index/static, CITEQA_EMBEDDING_MODEL=static) from MiniLM: ~50 s.
+distill: setup
+	$(BIN)/python -m index.distill
+
 # The scale benchmark (not part of `make test`): a generated corpus at each size over a real `chroma run`, citeqa
-# beside a dense top-1 LangChain peer; writes bench/results.md. 100k chunks takes the longest (see README "Scale").
+# beside a dense top-1 LangChain peer; writes bench/results-$(EMBEDDING).md. With the static model the three sizes
+# take about 40 minutes here; `make bench EMBEDDING=minilm SIZES="1000 10000"` measures the default model (its
+# 100k row would take over an hour of indexing alone).
 SIZES ?= 1000 10000 100000
+EMBEDDING ?= static
 bench: setup
-	$(BIN)/python bench/scale.py --sizes $(SIZES) --out bench/results.md
+	$(BIN)/python bench/scale.py --sizes $(SIZES) --embedding $(EMBEDDING) --out bench/results-$(EMBEDDING).md
 
 run: index
 	$(if $(LLM),CITEQA_ANSWERER=local) $(BIN)/citeqa serve --host $(HOST) --port $(PORT)

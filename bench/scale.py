@@ -238,8 +238,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "train")
     parser.add_argument("--embedding", choices=sorted(EMBEDDINGS), default="minilm",
                         help="the embedding model citeqa and the peer index and ask with (CITEQA_EMBEDDING_MODEL)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--out", type=Path, help="where to write the table (default: bench/results-EMBEDDING.md)")
     args = parser.parse_args()
+    args.out = args.out or ROOT / "bench" / f"results-{args.embedding}.md"
     os.environ.pop("CITEQA_EMBEDDING_MODEL", None)
     if EMBEDDINGS[args.embedding]:
         os.environ["CITEQA_EMBEDDING_MODEL"] = EMBEDDINGS[args.embedding]

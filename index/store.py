@@ -35,6 +35,9 @@ log = logging.getLogger(f"citeqa.{__name__}")
 CHUNK_VECTORS_VERSION = 2
 MANIFEST = "manifest.json"  # in the data dir: what the vectors were made with, and the version of each source
 LOOKUP_BATCH = 100  # sources per "which rows does each have" query
+# Rows per Chroma read or delete: Chroma turns a request into one SQL statement, and SQLite refuses one with more than
+# 32,766 variables (a 100k-chunk collection read whole failed with "too many SQL variables").
+PAGE = 5_000
 WRITE_BATCH = 1000  # rows per Chroma add: few round trips to a server, well under its maximum batch (~5,000)
 # Vectors kept by text for the rest of an indexing run (float32: 1.5 kB each, 75 MB at most): the same sentence in
 # many files (wire copy, boilerplate, a re-sent report) goes through the model once.
@@ -293,7 +296,8 @@ class IndexStore:
         """Words of `docs` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
         found = sorted({w for doc, sentences in docs for s in sentences for w in words(s.span.text_in(doc.text))
                         if w.isalpha() and len(w) > 2 and w not in STOPWORDS})
-        known = set(self.vocabulary.get(ids=found, include=[])["ids"]) if found else set()
+        known = {row for i in range(0, len(found), PAGE)
+                 for row in self.vocabulary.get(ids=found[i:i + PAGE], include=[])["ids"]}
         return [w for w in found if w not in known]
 
     def add_words(self, new_words: list[str], on_embedded: Callable[[int], None]) -> None:
@@ -359,8 +363,8 @@ class IndexStore:
 
     @staticmethod
     def _delete(store: Chroma, ids: list[str]) -> None:
-        if ids:
-            store.delete(ids=ids)
+        for i in range(0, len(ids), PAGE):
+            store.delete(ids=ids[i:i + PAGE])
 
     # reading
     def count(self) -> int:
@@ -378,10 +382,10 @@ class IndexStore:
     def snapshot(self) -> Snapshot:
         """What the answerer reads. Rows whose content does not match the stored copy's text (a write cut short,
         whose copy is written last, or rows left from a replaced version) are left out: never a partial document."""
-        stored = self.chunks.get(include=["documents", "metadatas"])
+        stored = every_row(self.chunks, ["documents", "metadatas"])
         chunks = [chunk_from_row(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"],
                                                                    strict=True)]
-        rows = self.sentences.get(include=["metadatas", "embeddings"])
+        rows = every_row(self.sentences, ["metadatas", "embeddings"])
         sentences = {i: sentence_from_metadata(meta) for i, meta in enumerate(rows["metadatas"])}
         found = {c.span.source for c in chunks} | {s.span.source for s in sentences.values()}
         texts = {source: self.text(source) or "" for source in found}
@@ -393,11 +397,22 @@ class IndexStore:
         order = sorted(sentences, key=lambda i: (sentences[i].span.source, sentences[i].span.start))
         vectors = (np.asarray(rows["embeddings"], dtype=np.float32)[order] if order
                    else np.zeros((0, EMPTY_DIMENSIONS), dtype=np.float32))
-        terms = self.vocabulary.get(include=["embeddings"])
+        terms = every_row(self.vocabulary, ["embeddings"])
         return Snapshot({source: texts[source] for source in {c.span.source for c in whole}},
                         sorted(whole, key=lambda c: (c.span.source, c.span.start)), [sentences[i] for i in order],
                         vectors, list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32)
                         if terms["ids"] else np.zeros((0, vectors.shape[1]), dtype=np.float32))
+
+
+def every_row(store: Chroma, include: list[str]) -> dict[str, list]:
+    """A whole collection's ids and `include`d fields, read PAGE rows at a time."""
+    rows: dict[str, list] = {"ids": [], **{field: [] for field in include}}
+    while True:
+        page = store.get(include=include, limit=PAGE, offset=len(rows["ids"]))
+        for key, values in rows.items():
+            values.extend(page[key])
+        if len(page["ids"]) < PAGE:
+            return rows
 
 
 def mean_direction(vectors: list) -> np.ndarray:
