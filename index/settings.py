@@ -18,7 +18,7 @@ class IndexSettings(BaseSettings):
     collection: str = Field("citeqa", min_length=3, max_length=40, description="Chroma collection name prefix.")
     seeds_dir: Path = Field(Path("seeds"), description="What `citeqa index` indexes when given no path.")
     embedding_model: str | None = Field(None, description="Unset: MiniLM (from its package); `static`: the static "
-                                        "model distilled from it (index/static: ~75x faster to index, a little "
+                                        "model distilled from it (index/static: ~75x faster to embed, a little "
                                         "less exact); or a sentence-transformers folder.")
     chunk_sentences: int = Field(4, ge=1, le=20, description="Sentences per retrieval chunk.")
     chunk_overlap: int = Field(2, ge=0, le=19, description="Sentences shared by neighbouring chunks (at most one "

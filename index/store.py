@@ -243,9 +243,6 @@ class IndexStore:
                     found[meta["source"]][position].add(row_id)
         return found
 
-    def plan(self, doc: SourceText, chunks: Sequence[Chunk], sentences: Sequence[Sentence]) -> SourcePlan:
-        return self.plans([(doc, chunks, sentences)])[0]
-
     def plans(self, docs: Sequence[tuple[SourceText, Sequence[Chunk], Sequence[Sentence]]]) -> list[SourcePlan]:
         """What writing each document takes: rows new to the store (to embed) and stored rows it no longer has."""
         stored = self.stored_ids([doc.source for doc, _, _ in docs])
@@ -270,16 +267,16 @@ class IndexStore:
         sentences' vectors (each sentence embedded once, not once alone and again in every chunk that holds it).
         """
         new_sentences = {k: v for plan in plans for k, v in plan.new_sentences.items()}
+        new_chunks = {k: v for plan in plans for k, v in plan.new_chunks.items()}
         vectors = self._embed(new_sentences, on_embedded)
         by_row = dict(zip(new_sentences, vectors, strict=True))
-        new_chunks, chunk_vectors = {}, []
+        chunk_vectors = []
         for plan in plans:
             by_span = {(meta["start"], meta["end"]): by_row[row_id] for row_id, (_, meta) in plan.new_sentences.items()}
             by_span |= self._stored_sentence_vectors(plan, by_span)
-            for row_id, (text, meta) in plan.new_chunks.items():
-                new_chunks[row_id] = (text, meta)
-                chunk_vectors.append(mean_direction([by_span[span] for span in zip(
-                    meta["sentence_starts"], meta["sentence_ends"], strict=True)]))
+            chunk_vectors += [mean_direction([by_span[span] for span in zip(meta["sentence_starts"],
+                                                                             meta["sentence_ends"], strict=True)])
+                              for _, meta in plan.new_chunks.values()]
         self._write("chunks", new_chunks, chunk_vectors, keep_text=True)
         on_embedded(len(new_chunks))
         self._write("sentences", new_sentences, vectors, keep_text=False)

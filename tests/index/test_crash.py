@@ -96,7 +96,7 @@ def test_a_reader_never_sees_rows_of_a_version_whose_write_was_cut_short(setting
     changed = ARTICLE.read_text(encoding="utf-8").replace("France has 1,500 soldiers", "France has 2,500 soldiers")
     (folder / ARTICLE.name).write_text(changed, encoding="utf-8")
     prepared = Indexer(store).prepare(load_sources([folder])[0])
-    plan = store.plan(prepared.doc, prepared.chunks, prepared.sentences)
+    [plan] = store.plans([(prepared.doc, prepared.chunks, prepared.sentences)])
     rows_only(store.chunks, plan.new_chunks)  # the new version's rows, then the process died:
     rows_only(store.sentences, plan.new_sentences)  # stale rows, copy and manifest are the old
 

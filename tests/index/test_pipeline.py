@@ -174,7 +174,7 @@ def test_a_write_cut_short_is_never_in_the_snapshot(store, docs):
     before = store.snapshot()
     doc = SourceText("cut.txt", "The ferry sank on Friday. All forty passengers swam ashore. The captain was fined.")
     prepared = Indexer(store).prepare(doc)
-    plan = store.plan(doc, prepared.chunks, prepared.sentences)
+    [plan] = store.plans([(doc, prepared.chunks, prepared.sentences)])
     rows_only(store.chunks, plan.new_chunks)
     rows_only(store.sentences, dict(list(plan.new_sentences.items())[:1]))
     after = store.snapshot()
