@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -26,6 +26,14 @@ from index.embed import load_embeddings, model_name
 from index.formats import COPY_SUFFIX, TEXT_SUFFIXES
 from index.segment import SEGMENTATION_VERSION
 from index.settings import IndexSettings
+from index.snapshot import (
+    EMPTY_DIMENSIONS,
+    SENTENCE_VECTOR_TYPE,
+    ChunkTable,
+    SentenceTable,
+    Snapshot,
+    return_freed_memory,
+)
 from index.spans import Chunk, Sentence, SourceText, Span, content_hash, stable_id
 from index.text import STOPWORDS, normalize, stem, words
 
@@ -42,7 +50,6 @@ WRITE_BATCH = 1000  # rows per Chroma add: few round trips to a server, well und
 # Vectors kept by text for the rest of an indexing run (float32: 1.5 kB each, 75 MB at most): the same sentence in
 # many files (wire copy, boilerplate, a re-sent report) goes through the model once.
 VECTOR_CACHE = 50_000
-EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
 # chromadb's HTTP client waits forever (httpx timeout=None); a stalled server must fail the request instead. A
 # vector search takes ~1 ms and a 64-row add well under a second here, so 10 s only catches a server that hangs.
 STORE_TIMEOUT_S = 10.0
@@ -72,19 +79,6 @@ class Manifest:
 
     def compatible(self, other: Manifest) -> bool:
         return (self.embedding_model, self.chunking) == (other.embedding_model, other.chunking)
-
-
-@dataclass
-class Snapshot:
-    """Everything the answerer reads, loaded once: texts, chunks, content sentences and their vectors."""
-
-    texts: dict[str, str]
-    chunks: list[Chunk]
-    sentences: list[Sentence]
-    sentence_vectors: np.ndarray
-    vocabulary: list[str] = field(default_factory=list)
-    vocabulary_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, EMPTY_DIMENSIONS),
-                                                                                    dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -378,49 +372,94 @@ class IndexStore:
 
     def snapshot(self) -> Snapshot:
         """What the answerer reads. Rows whose content does not match the stored copy's text (a write cut short,
-        whose copy is written last, or rows left from a replaced version) are left out: never a partial document."""
-        stored = every_row(self.chunks, ["documents", "metadatas"])
-        chunks = [chunk_from_row(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"],
-                                                                   strict=True)]
-        rows = every_row(self.sentences, ["metadatas", "embeddings"])
-        sentences = {i: sentence_from_metadata(meta) for i, meta in enumerate(rows["metadatas"])}
-        found = {c.span.source for c in chunks} | {s.span.source for s in sentences.values()}
-        texts = {source: self.text(source) or "" for source in found}
-        whole = [c for c in chunks if chunk_matches(c, texts[c.span.source])]
-        sentences = {i: s for i, s in sentences.items() if rows["ids"][i] == sentence_id(s, texts[s.span.source])}
-        if len(whole) < len(chunks) or len(sentences) < len(rows["ids"]):
+        whose copy is written last, or rows left from a replaced version) are left out: never a partial document.
+        Rows come PAGE at a time straight into columns: whole collections read as Python lists held ~1 GB at 100k.
+        """
+        chunks = [StoredChunk(row_id, meta["source"], meta["start"], meta["end"], meta["paragraph"],
+                              meta["content_hash"], meta["sentence_starts"], meta["sentence_ends"])
+                  for page in pages(self.chunks, ["metadatas"])
+                  for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)]
+        texts = {source: self.text(source) or "" for source in {c.source for c in chunks}}
+        whole = sorted((c for c in chunks if c.matches(texts[c.source])), key=lambda c: (c.source, c.start))
+        sentences: list[tuple[str, int, int, int]] = []
+        vectors, read = [], 0
+        for page in pages(self.sentences, ["metadatas", "embeddings"]):
+            kept = []
+            for i, (row_id, meta) in enumerate(zip(page["ids"], page["metadatas"], strict=True)):
+                span = Span(meta["source"], meta["start"], meta["end"])
+                if span.source in texts and row_id == span_id(span, texts[span.source]):
+                    sentences.append((span.source, span.start, span.end, meta["paragraph"]))
+                    kept.append(i)
+            if kept:
+                vectors.append(np.asarray(page["embeddings"], dtype=np.float32)[kept].astype(SENTENCE_VECTOR_TYPE))
+            read += len(page["ids"])
+            return_freed_memory()  # each page's floats, before the next page's: the peak stays one page high
+        if len(whole) < len(chunks) or len(sentences) < read:
             log.warning("left out %d chunks and %d sentences that do not match their document's stored text",
-                        len(chunks) - len(whole), len(rows["ids"]) - len(sentences))
-        order = sorted(sentences, key=lambda i: (sentences[i].span.source, sentences[i].span.start))
-        vectors = (np.asarray(rows["embeddings"], dtype=np.float32)[order] if order
-                   else np.zeros((0, EMPTY_DIMENSIONS), dtype=np.float32))
-        terms = every_row(self.vocabulary, ["embeddings"])
-        return Snapshot({source: texts[source] for source in {c.span.source for c in whole}},
-                        sorted(whole, key=lambda c: (c.span.source, c.span.start)), [sentences[i] for i in order],
-                        vectors, list(terms["ids"]), np.asarray(terms["embeddings"], dtype=np.float32)
-                        if terms["ids"] else np.zeros((0, vectors.shape[1]), dtype=np.float32))
+                        len(chunks) - len(whole), read - len(sentences))
+        order = sorted(range(len(sentences)), key=lambda i: sentences[i][:2])
+        dimensions = vectors[0].shape[1] if vectors else EMPTY_DIMENSIONS
+        sentence_vectors = (np.concatenate(vectors)[order] if vectors
+                            else np.zeros((0, dimensions), dtype=SENTENCE_VECTOR_TYPE))
+        vocabulary, vocabulary_vectors = [], []
+        for page in pages(self.vocabulary, ["embeddings"]):
+            vocabulary += page["ids"]
+            vocabulary_vectors.append(np.asarray(page["embeddings"], dtype=np.float32).reshape(-1, dimensions))
+        sources = sorted({c.source for c in whole})
+        return Snapshot({source: texts[source] for source in sources}, chunk_table(texts, sources, whole),
+                        sentence_table(sorted(texts), [sentences[i] for i in order]), sentence_vectors,
+                        vocabulary, np.concatenate(vocabulary_vectors))
 
 
-def every_row(store: Chroma, include: list[str]) -> dict[str, list]:
-    """A whole collection's ids and `include`d fields, read PAGE rows at a time."""
-    rows: dict[str, list] = {"ids": [], **{field: [] for field in include}}
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk row as Chroma holds it: what `snapshot` checks against the document's text before keeping it."""
+
+    id: str
+    source: str
+    start: int
+    end: int
+    paragraph: int
+    content_hash: str
+    sentence_starts: list[int]
+    sentence_ends: list[int]
+
+    def matches(self, text: str) -> bool:
+        """Whether its sentences still read, in `text`, what they read when the chunk was made."""
+        return self.content_hash == content_hash("\n".join(
+            text[s:e] for s, e in zip(self.sentence_starts, self.sentence_ends, strict=True)))
+
+
+def pages(store: Chroma, include: list[str]) -> Iterator[dict]:
+    """A whole collection's ids and `include`d fields, PAGE rows a request (one SQL statement each)."""
+    offset = 0
     while True:
-        page = store.get(include=include, limit=PAGE, offset=len(rows["ids"]))
-        for key, values in rows.items():
-            values.extend(page[key])
+        page = store.get(include=include, limit=PAGE, offset=offset)
+        yield page
+        offset += len(page["ids"])
         if len(page["ids"]) < PAGE:
-            return rows
+            return
+
+
+def chunk_table(texts: dict[str, str], sources: list[str], rows: list[StoredChunk]) -> ChunkTable:
+    number = {name: i for i, name in enumerate(sources)}
+    return ChunkTable(texts, sources, [r.id for r in rows], np.asarray([number[r.source] for r in rows], np.int32),
+                      np.asarray([r.start for r in rows], np.int64), np.asarray([r.end for r in rows], np.int64),
+                      np.asarray([r.paragraph for r in rows], np.int32), [r.content_hash for r in rows],
+                      [r.sentence_starts for r in rows], [r.sentence_ends for r in rows])
+
+
+def sentence_table(sources: list[str], rows: list[tuple[str, int, int, int]]) -> SentenceTable:
+    number = {name: i for i, name in enumerate(sources)}
+    return SentenceTable(sources, np.asarray([number[r[0]] for r in rows], np.int32),
+                         np.asarray([r[1] for r in rows], np.int64), np.asarray([r[2] for r in rows], np.int64),
+                         np.asarray([r[3] for r in rows], np.int32))
 
 
 def mean_direction(vectors: list) -> np.ndarray:
     """The normalized mean of unit vectors: a passage's direction from its sentences' (cosine stays meaningful)."""
     mean = np.mean(np.asarray(vectors, dtype=np.float32), axis=0)
     return mean / (np.linalg.norm(mean) or 1.0)
-
-
-def chunk_matches(chunk: Chunk, text: str) -> bool:
-    """Whether the chunk's sentences still read, in `text`, what they read when the chunk was made."""
-    return chunk.content_hash == content_hash("\n".join(span.text_in(text) for span in chunk.sentences))
 
 
 def chunk_metadata(chunk: Chunk) -> dict:
@@ -430,22 +469,14 @@ def chunk_metadata(chunk: Chunk) -> dict:
             "sentence_ends": [s.end for s in chunk.sentences]}
 
 
-def chunk_from_row(text: str, meta: dict) -> Chunk:
-    source = meta["source"]
-    sentences = tuple(Span(source, s, e) for s, e in zip(meta["sentence_starts"], meta["sentence_ends"],
-                                                         strict=True))
-    return Chunk(Span(source, meta["start"], meta["end"]), meta["paragraph"], sentences, text,
-                 meta["content_hash"])
-
-
 def sentence_id(sentence: Sentence, text: str) -> str:
-    return stable_id(sentence.span, content_hash(sentence.span.text_in(text)))
+    return span_id(sentence.span, text)
+
+
+def span_id(span: Span, text: str) -> str:
+    return stable_id(span, content_hash(span.text_in(text)))
 
 
 def sentence_metadata(sentence: Sentence) -> dict:
     return {"source": sentence.span.source, "start": sentence.span.start, "end": sentence.span.end,
             "paragraph": sentence.paragraph}
-
-
-def sentence_from_metadata(meta: dict) -> Sentence:
-    return Sentence(Span(meta["source"], meta["start"], meta["end"]), meta["paragraph"])

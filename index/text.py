@@ -5,6 +5,7 @@ matches a document set with curly ones, and a run-in dateline ("NIAMEYNiger’s"
 """
 
 import re
+from functools import lru_cache
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
                          "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
@@ -27,6 +28,12 @@ def normalize(text: str) -> str:
     return _DATELINE_GLUE.sub(r"\1 ", text.translate(_QUOTES))
 
 
+# Distinct words whose stems stay remembered: words are Zipf-distributed, so a few tens of thousands cover nearly
+# every word of an archive (and loading a 100k-chunk index stems ~10M words).
+STEM_CACHE = 100_000
+
+
+@lru_cache(maxsize=STEM_CACHE)
 def stem(word: str) -> str:
     """A light suffix stripper: enough to meet plurals, tenses and agents halfway ("leads", "leader")."""
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):

@@ -13,7 +13,8 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from index.store import IndexStore, Snapshot, open_store
+from index.snapshot import Snapshot, return_freed_memory
+from index.store import IndexStore, open_store
 from qa.answer import Answer
 from qa.compose import compose
 from qa.generate import GroundedGenerator
@@ -76,6 +77,7 @@ class CitedQA:
         extraction: Runnable = (RunnableLambda(lambda s: compose(s, texts), name="compose")
                                 | RunnableLambda(lambda a: verify(a, texts), name="verify"))
         chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
+        return_freed_memory()
         return Derived(generation, snapshot, retrieval, selection, chain)
 
     def refresh(self) -> None:
@@ -159,9 +161,7 @@ class CitedQA:
 
     def sources(self) -> list[dict[str, Any]]:
         snapshot = self._state.snapshot
-        counts: dict[str, int] = {}
-        for chunk in snapshot.chunks:
-            counts[chunk.span.source] = counts.get(chunk.span.source, 0) + 1
+        counts = snapshot.chunks.count_by_source()
         return [{"source": s, "chars": len(snapshot.texts[s]), "chunks": counts[s]} for s in sorted(counts)]
 
 

@@ -9,8 +9,9 @@ import bm25s
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from index.snapshot import Snapshot
 from index.spans import Chunk
-from index.store import IndexStore, Snapshot
+from index.store import IndexStore
 from index.text import STOPWORDS, normalize, stem, terms, words
 from qa.question import Question
 
@@ -43,9 +44,8 @@ class HybridRetriever:
                  candidates: int = 12):
         self.store, self.embeddings = store, embeddings
         self.top_k, self.candidates = top_k, candidates
-        self.chunks = {c.id: c for c in snapshot.chunks}
-        self.order = [c.id for c in snapshot.chunks]
-        tokenized = [terms(c.text) for c in snapshot.chunks]
+        self.chunks = snapshot.chunks
+        tokenized = [terms(chunk.text) for chunk in self.chunks]
         self.bm25 = keyword_index(tokenized) if tokenized else None
         self.vocabulary, self.vocabulary_vectors = snapshot.vocabulary, snapshot.vocabulary_vectors
         self.known = {stem(w) for w in snapshot.vocabulary} | {t for chunk in tokenized for t in chunk}
@@ -78,29 +78,32 @@ class HybridRetriever:
     def run(self, query: Query) -> Retrieved:
         started = time.perf_counter()
         vector = self.embed(query)
-        if not self.chunks:
+        if not len(self.chunks):
             return Retrieved(query, vector, [], seconds=time.perf_counter() - started)
         expansions = self.expand(query)
-        dense = [chunk_id for chunk_id, _ in self.store.dense_search(vector.tolist(), self.candidates)]
-        fused: dict[str, float] = {}
+        # A chunk Chroma holds but this snapshot does not (written after it was taken) waits for the next one.
+        dense = [row for row in (self.chunks.row(chunk_id) for chunk_id, _ in
+                                 self.store.dense_search(vector.tolist(), self.candidates)) if row is not None]
+        fused: dict[int, float] = {}
         for ranking in (dense, self.keyword_ranking(query, expansions)):
-            for rank, chunk_id in enumerate(ranking):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            for rank, row in enumerate(ranking):
+                fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
         best = sorted(fused.items(), key=lambda item: -item[1])[: self.top_k]
-        return Retrieved(query, vector, [(self.chunks[i], score) for i, score in best if i in self.chunks],
-                         expansions, time.perf_counter() - started)
+        return Retrieved(query, vector, [(self.chunks[row], score) for row, score in best], expansions,
+                         time.perf_counter() - started)
 
-    def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[str]:
+    def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[int]:
+        """Rows of the chunk table, best first."""
         scores = self._scores(query.question.terms + [t for near in expansions.values() for t, _ in near])
         if query.context:
             scores = scores + CONTEXT_WEIGHT * self._scores(terms(query.context))
         top = np.argsort(-scores)[: self.candidates]
-        return [self.order[i] for i in top if scores[i] > 0]
+        return [int(i) for i in top if scores[i] > 0]
 
 
     def _scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 of every chunk for the tokens; all zero for none (bm25s wants at least one)."""
-        return self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.order), dtype=np.float32)
+        return self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.chunks), dtype=np.float32)
 
 
 def keyword_index(tokenized: list[list[str]]) -> bm25s.BM25:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
+from index.snapshot import Snapshot
 from index.spans import Sentence, Span
-from index.store import Snapshot
 from index.text import normalize, terms, words
 from qa.question import Expect, Question, has_number, has_time, names
 from qa.retrieve import CONTEXT_WEIGHT, Retrieved
@@ -24,6 +26,7 @@ _JOINERS = " ,;:\u2014-"
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
 BEFORE_WEIGHT = 0.5  # a question word found only in the sentences before
 CONTEXT_SENTENCES = 2  # "He said…" two sentences after the speaker is named
+TERM_CACHE = 4096  # sentences whose words stay read: a question reads ~25 sentences (and their neighbours) twice
 SPEAKER_CHARS = 160  # the longest clause cited for who said it
 VALUE_DISTANCE = 6  # words between a count or date and what it counts or dates
 # Clause breaks: after , ; : — (also when a closing quote follows them), before — or (, and before "said".
@@ -87,18 +90,21 @@ class SpanSelector:
     def __init__(self, snapshot: Snapshot, weights: Weights | None = None):
         self.w = weights or Weights()
         self.texts = snapshot.texts
-        self.row = {(s.span.source, s.span.start): i for i, s in enumerate(snapshot.sentences)}
         self.sentences = snapshot.sentences
         self.vectors = snapshot.sentence_vectors
-        self.terms = [set(terms(self.quote(s.span))) for s in snapshot.sentences]
-        self.before = [set(terms(self.previous(row, CONTEXT_SENTENCES))) for row in range(len(self.sentences))]
-        frequency = Counter(t for ts in self.terms for t in ts)
-        total = max(1, len(self.terms))
+        self.terms = lru_cache(maxsize=TERM_CACHE)(self._terms)
+        # Document frequency over sentences, counted once; each sentence's words are read again when a question
+        # retrieves it (a few dozen a question): a word set per sentence held ~0.8 GB at 100k chunks.
+        frequency = Counter(t for row in range(len(self.sentences)) for t in self._terms(row))
+        total = max(1, len(self.sentences))
         self.idf = {t: math.log(1 + total / n) for t, n in frequency.items()}
         self.unseen_idf = math.log(1 + total)
 
     def quote(self, span: Span) -> str:
         return self.texts.get(span.source, "")[span.start:span.end]
+
+    def _terms(self, row: int) -> frozenset[str]:
+        return frozenset(terms(self.quote(self.sentences.span(row))))
 
     def run(self, retrieved: Retrieved) -> Selection:
         evidence = self.evidence(retrieved)
@@ -128,12 +134,13 @@ class SpanSelector:
         top = max((score for _, score in retrieved.chunks), default=1.0)
         for chunk, score in retrieved.chunks:
             for span in chunk.sentences:
-                row = self.row.get((span.source, span.start))
+                row = self.sentences.row(span.source, span.start)
                 if row is not None:
                     chunk_score[row] = max(chunk_score.get(row, 0.0), score / top)
         rows = np.fromiter(chunk_score, dtype=np.int64)
-        dense = (self.vectors[rows] @ retrieved.vector).tolist() if len(rows) else []
-        found = [Found(row, similarity, overlap.of(self.terms[row], self.before[row]), chunk_score[row])
+        dense = (self.vectors[rows].astype(np.float32) @ retrieved.vector).tolist() if len(rows) else []
+        found = [Found(row, similarity, overlap.of(self.terms(row), set(terms(self.previous(row, CONTEXT_SENTENCES)))),
+                       chunk_score[row])
                  for row, similarity in zip(rows.tolist(), dense, strict=True)]
         return Evidence(retrieved, question, overlap, found)
 
@@ -169,7 +176,7 @@ class SpanSelector:
         """
         if question.expect is Expect.ANY:
             return 0.0
-        if question.expect is not Expect.PERSON and question.focus and not question.focus & self.terms[row]:
+        if question.expect is not Expect.PERSON and question.focus and not question.focus & self.terms(row):
             return None
         here = holds(self.quote(self.sentences[row].span), question)
         if question.expect is not Expect.PERSON:
@@ -183,9 +190,9 @@ class SpanSelector:
 
     def previous(self, row: int, count: int = 1) -> str:
         """The content sentences just before, in the same source: where a quote's speaker is often named."""
-        source = self.sentences[row].span.source
-        before = [s for s in self.sentences[max(0, row - count):row] if s.span.source == source]
-        return " ".join(self.quote(s.span) for s in before)
+        source = self.sentences.source[row]
+        before = [r for r in range(max(0, row - count), row) if self.sentences.source[r] == source]
+        return " ".join(self.quote(self.sentences.span(r)) for r in before)
 
     def _trim(self, row: int, question: Question, weights: Overlap) -> Span:
         """The shortest run of clauses that keeps the sentence's answer, when the sentence is long."""
@@ -233,7 +240,7 @@ class Overlap:
     context: dict[str, float]
     expansions: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
-    def of(self, sentence_terms: set[str], before: set[str] | frozenset[str] = frozenset()) -> float:
+    def of(self, sentence_terms: AbstractSet[str], before: AbstractSet[str] = frozenset()) -> float:
         """Words in the sentence count fully; words only in the sentence before (a speaker named there) half;
         a word the documents never use counts as much as its nearest document word is like it."""
         share = self._share(self.question, sentence_terms, before)
@@ -241,11 +248,11 @@ class Overlap:
             return share
         return (share + CONTEXT_WEIGHT * self._share(self.context, sentence_terms, before)) / (1 + CONTEXT_WEIGHT)
 
-    def _share(self, weights: dict[str, float], sentence_terms: set[str], before: set[str] | frozenset[str]) -> float:
+    def _share(self, weights: dict[str, float], sentence_terms: AbstractSet[str], before: AbstractSet[str]) -> float:
         total = sum(weights.values())
         return sum(w * self._match(t, sentence_terms, before) for t, w in weights.items()) / total if total else 0.0
 
-    def _match(self, term: str, sentence_terms: set[str], before: set[str] | frozenset[str]) -> float:
+    def _match(self, term: str, sentence_terms: AbstractSet[str], before: AbstractSet[str]) -> float:
         if term in sentence_terms:
             return 1.0
         near = max((similarity for t, similarity in self.expansions.get(term, []) if t in sentence_terms),
@@ -303,7 +310,7 @@ def holds(text: str, question: Question, near: bool = True) -> float:
     return float(any(abs(i - j) <= reach for i in found for j in anchors))
 
 
-def _positions(tokens: list[str], wanted: set[str] | frozenset[str]) -> list[int]:
+def _positions(tokens: list[str], wanted: AbstractSet[str]) -> list[int]:
     return [i for i, token in enumerate(tokens) if wanted & set(terms(token))] if wanted else []
 
 

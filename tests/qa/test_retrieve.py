@@ -46,13 +46,17 @@ def sources(retrieved: Retrieved) -> list[str]:
 
 
 def chunk_of(retriever: HybridRetriever, source: str) -> str:
-    (chunk_id,) = [i for i, chunk in retriever.chunks.items() if chunk.span.source == source]
+    (chunk_id,) = [chunk.id for chunk in retriever.chunks if chunk.span.source == source]
     return chunk_id
+
+
+def keyword_ids(retriever: HybridRetriever, query: Query, expansions: dict) -> list[str]:
+    return [retriever.chunks.id(row) for row in retriever.keyword_ranking(query, expansions)]
 
 
 def test_every_document_is_one_chunk(retriever):
     """The premise of the tests below: a chunk stands for its document."""
-    assert sorted(chunk.span.source for chunk in retriever.chunks.values()) == sorted(TEXTS)
+    assert sorted(chunk.span.source for chunk in retriever.chunks) == sorted(TEXTS)
 
 
 def test_a_rare_exact_word_wins_where_dense_leans_elsewhere(store, retriever):
@@ -61,7 +65,7 @@ def test_a_rare_exact_word_wins_where_dense_leans_elsewhere(store, retriever):
     query = Query(read("Which timepieces does Zorblax cover?"))
     dense = store.dense_search(retriever.embed(query).tolist(), len(TEXTS))
     assert dense[0][0] == chunk_of(retriever, "museum.txt")  # the premise: dense alone picks the museum
-    assert retriever.keyword_ranking(query, retriever.expand(query)) == [chunk_of(retriever, "garden.txt")]
+    assert keyword_ids(retriever, query, retriever.expand(query)) == [chunk_of(retriever, "garden.txt")]
     assert sources(retriever.run(query))[:2] == ["garden.txt", "museum.txt"]
 
 
@@ -83,7 +87,7 @@ def test_a_word_the_documents_never_use_is_searched_as_their_nearest_word(retrie
     query = Query(read("What feeds the helpers at midday?"))
     retrieved = retriever.run(query)
     assert [word for word, _ in retrieved.expansions["midday"]][:1] == ["noon"]
-    assert retriever.keyword_ranking(query, retrieved.expansions) == [chunk_of(retriever, "kitchen.txt")]
+    assert keyword_ids(retriever, query, retrieved.expansions) == [chunk_of(retriever, "kitchen.txt")]
     assert sources(retrieved)[0] == "kitchen.txt"
 
 

@@ -1,0 +1,135 @@
+"""What the answerer reads from an index, held as numpy columns rather than Python objects.
+
+At 100k chunks the object form (a `Sentence` with its `Span` per sentence, a `Chunk` with its search text per
+chunk, each with its own ints and strings) was most of a serving process's 3 GB. Columns cost tens of bytes a row;
+the few rows a question touches are read back as the data model's `Sentence` and `Chunk`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.spans import Chunk, Sentence, Span
+from index.text import normalize
+
+EMPTY_DIMENSIONS = 384  # the shape of "no vectors yet"; any real vectors bring their own
+# Sentence vectors in half precision: half the memory, and a cosine moves by less than 0.001 (unit vectors of 256 or
+# 384 dimensions; float16 keeps 11 bits). Only the few rows of a question's chunks are multiplied, after conversion.
+SENTENCE_VECTOR_TYPE = np.float16
+ID_TYPE = "S40"  # a chunk id: 40 hex digits of sha1 (`stable_id`)
+
+
+def _keys(source: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """One sortable int64 per (source number, start): sources are numbered in name order, starts fit 32 bits."""
+    return (source.astype(np.int64) << 32) | start.astype(np.int64)
+
+
+class SentenceTable(Sequence[Sentence]):
+    """Content sentences in (source, start) order, as columns: ~28 bytes a sentence."""
+
+    def __init__(self, sources: list[str], source: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 paragraph: np.ndarray):
+        self.sources = sources  # names, sorted: `source` holds positions in this list
+        self.number = {name: i for i, name in enumerate(sources)}
+        self.source = source.astype(np.int32)
+        self.start, self.end = start.astype(np.int64), end.astype(np.int64)
+        self.paragraph = paragraph.astype(np.int32)
+        self.keys = _keys(self.source, self.start)
+        if len(self.keys) > 1 and not bool(np.all(self.keys[1:] > self.keys[:-1])):
+            raise ValueError("sentences must come in (source, start) order, each once")
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __getitem__(self, row: int) -> Sentence:  # type: ignore[override]  # rows one at a time, no slices
+        return Sentence(self.span(row), int(self.paragraph[row]))
+
+    def __eq__(self, other: object) -> bool:
+        """The same sentences, however their sources are numbered."""
+        return isinstance(other, SentenceTable) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and mutable arrays inside
+
+    def span(self, row: int) -> Span:
+        return Span(self.sources[self.source[row]], int(self.start[row]), int(self.end[row]))
+
+    def row(self, source: str, start: int) -> int | None:
+        """The row of the sentence of `source` starting at `start`, if there is one."""
+        number = self.number.get(source)
+        if number is None:
+            return None
+        key = (number << 32) | start
+        at = int(np.searchsorted(self.keys, key))
+        return at if at < len(self.keys) and self.keys[at] == key else None
+
+
+class ChunkTable(Sequence[Chunk]):
+    """Chunks in (source, start) order, as columns, with their sentences' bounds flattened (a CSR layout);
+    a `Chunk` is rebuilt, search text included, from the document's text when asked for."""
+
+    def __init__(self, texts: dict[str, str], sources: list[str], ids: list[str], source: np.ndarray,
+                 start: np.ndarray, end: np.ndarray, paragraph: np.ndarray, hashes: list[str],
+                 sentence_starts: list[list[int]], sentence_ends: list[list[int]]):
+        self.texts, self.sources = texts, sources
+        self.ids = np.asarray(ids, dtype=ID_TYPE).reshape(-1)
+        self.by_id = np.argsort(self.ids, kind="stable")
+        self.source, self.paragraph = source.astype(np.int32), paragraph.astype(np.int32)
+        self.start, self.end = start.astype(np.int64), end.astype(np.int64)
+        self.hashes = np.asarray(hashes, dtype="S16").reshape(-1)
+        self.first = np.cumsum([0, *map(len, sentence_starts)], dtype=np.int64)
+        self.sentence_starts = np.fromiter((s for run in sentence_starts for s in run), np.int64, self.first[-1])
+        self.sentence_ends = np.fromiter((e for run in sentence_ends for e in run), np.int64, self.first[-1])
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __getitem__(self, row: int) -> Chunk:  # type: ignore[override]  # rows one at a time, no slices
+        source = self.sources[self.source[row]]
+        sentences = self.sentence_spans(row)
+        text = self.texts.get(source, "")
+        return Chunk(Span(source, int(self.start[row]), int(self.end[row])), int(self.paragraph[row]), sentences,
+                     normalize(" ".join(s.text_in(text) for s in sentences)), self.hashes[row].decode())
+
+    def sentence_spans(self, row: int) -> tuple[Span, ...]:
+        source, run = self.sources[self.source[row]], slice(self.first[row], self.first[row + 1])
+        return tuple(Span(source, int(s), int(e)) for s, e in zip(self.sentence_starts[run].tolist(),
+                                                                   self.sentence_ends[run].tolist(), strict=True))
+
+    def id(self, row: int) -> str:
+        return self.ids[row].decode()
+
+    def row(self, chunk_id: str) -> int | None:
+        """The row of the chunk with this id, if the snapshot holds it."""
+        key = chunk_id.encode()
+        at = int(np.searchsorted(self.ids, key, sorter=self.by_id))
+        return int(self.by_id[at]) if at < len(self.ids) and self.ids[self.by_id[at]] == key else None
+
+    def count_by_source(self) -> dict[str, int]:
+        counts = np.bincount(self.source, minlength=len(self.sources))
+        return {name: int(n) for name, n in zip(self.sources, counts.tolist(), strict=True) if n}
+
+
+@dataclass
+class Snapshot:
+    """Everything the answerer reads, loaded once: texts, chunks, content sentences and their vectors."""
+
+    texts: dict[str, str]
+    chunks: ChunkTable
+    sentences: SentenceTable
+    sentence_vectors: np.ndarray  # one row per sentence, SENTENCE_VECTOR_TYPE
+    vocabulary: list[str] = field(default_factory=list)
+    vocabulary_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, EMPTY_DIMENSIONS),
+                                                                                    dtype=np.float32))
+
+
+def return_freed_memory() -> None:
+    """Hands memory freed while reading an index back to the system. A snapshot parses every stored vector from
+    JSON into Python floats; glibc keeps what they freed unless asked to trim (~400 MB at 30k chunks, measured), and
+    a worker's RSS would stay that much higher for its whole life. Elsewhere than glibc this does nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -1,0 +1,63 @@
+"""The snapshot's column tables give back exactly the sentences and chunks that were put in, and find rows by key."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from index.chunk import chunk_sentences, content_sentences
+from index.segment import sentences as split_sentences
+from index.snapshot import SentenceTable
+from index.spans import Sentence, Span
+from index.store import StoredChunk, chunk_metadata, chunk_table, sentence_table
+from tests.conftest import ARTICLE
+
+TEXTS = {"b.txt": "Second file. It has two sentences.", "a.txt": ARTICLE.read_text(encoding="utf-8")}
+
+
+def tables():
+    """Both documents' content sentences and chunks, as `IndexStore.snapshot` builds them from Chroma's rows."""
+    sentences, chunks = [], []
+    for source in sorted(TEXTS):
+        found = split_sentences(TEXTS[source], source)
+        sentences += content_sentences(found)
+        chunks += chunk_sentences(TEXTS[source], found, size=4, overlap=2)
+    stored = [StoredChunk(c.id, **chunk_metadata(c)) for c in chunks]
+    rows = [(s.span.source, s.span.start, s.span.end, s.paragraph) for s in sentences]
+    return sentences, chunks, sentence_table(sorted(TEXTS), rows), chunk_table(TEXTS, sorted(TEXTS), stored)
+
+
+def test_rows_read_back_as_the_sentences_and_chunks_put_in():
+    sentences, chunks, sentence_rows, chunk_rows = tables()
+    assert list(sentence_rows) == sentences and len(sentence_rows) == len(sentences) > 20
+    assert list(chunk_rows) == chunks  # search text and content hash rebuilt from the document's text
+    assert chunk_rows.count_by_source() == {"a.txt": len(chunks) - 1, "b.txt": 1}
+
+
+def test_rows_are_found_by_source_and_start_and_by_chunk_id():
+    sentences, chunks, sentence_rows, chunk_rows = tables()
+    for row, sentence in enumerate(sentences):
+        assert sentence_rows.row(sentence.span.source, sentence.span.start) == row
+    second = sentences[1].span
+    assert sentence_rows.row(second.source, second.start + 1) is None  # inside a sentence is no sentence's start
+    assert sentence_rows.row("missing.txt", 0) is None
+    for row, chunk in enumerate(chunks):
+        assert chunk_rows.row(chunk.id) == row and chunk_rows.id(row) == chunk.id
+    assert chunk_rows.row("0" * 40) is None
+
+
+def test_sentences_out_of_order_are_refused():
+    with pytest.raises(ValueError, match="order"):
+        sentence_table(["a.txt"], [("a.txt", 10, 20, 0), ("a.txt", 0, 9, 0)])
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "c/d.txt", "é.md"]),
+                       st.sets(st.integers(0, 2**31 - 2), min_size=1, max_size=30), min_size=1))
+def test_every_sentence_is_found_where_it_starts(starts):
+    """Any sources and starts (up to 2^31 characters): the row found is the row of that sentence."""
+    rows = sorted((source, start, start + 1, 0) for source, found in starts.items() for start in found)
+    table = sentence_table(sorted(starts), rows)
+    assert [table.row(source, start) for source, start, _, _ in rows] == list(range(len(rows)))
+    assert table == SentenceTable(table.sources, table.source, table.start, table.end, table.paragraph)
+    assert table[0] == Sentence(Span(rows[0][0], rows[0][1], rows[0][2]), 0)
+    assert np.all(np.diff(table.keys) > 0)
