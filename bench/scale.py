@@ -9,7 +9,8 @@ indexes it with `citeqa index` into a fresh collection, and measures:
   unique text is slower: see the README), the index command's peak RSS;
 - answering in process, citeqa's extractive chain and the peer (a dense top-1 LangChain retriever over the same
   Chroma chunks, the usual tutorial pipeline) on the same questions: p50/p95 latency, answers/s with 1 and 8 threads;
-- over HTTP: `citeqa serve` RSS after the questions, answers/s with 1 and 8 clients, for 1 and 2 workers.
+- over HTTP: `citeqa serve` start-up (to a healthy /api/health) and RSS after the questions, answers/s with 1 and 8
+  clients, for 1 and 2 workers.
 Latencies are client-side. Everything runs on this machine; nothing else should be running.
 """
 
@@ -185,7 +186,9 @@ def measure(size: int, data: Path, chroma_url: str, work: Path, say: Callable[[s
 
     for workers in (1, 2):
         port = free_port()
+        started = time.perf_counter()
         process = serving(env, workers, port)
+        row.figures[f"serve start s {workers} workers"] = time.perf_counter() - started
         try:
             url = f"http://127.0.0.1:{port}"
             for clients in (1, 8):
@@ -215,8 +218,9 @@ def table(rows: list[Row]) -> str:
     lines = ["| chunks | index chunks/s | index peak RSS MB | citeqa p50 / p95 ms | peer p50 / p95 ms "
              "| citeqa / peer p50 | citeqa answers/s 1 · 8 threads | peer answers/s 1 · 8 "
              "| citeqa / peer answers/s (8) "
-             "| p50 vs first size | HTTP answers/s 8 clients, 1 · 2 workers | serve RSS MB (1 worker) |",
-             "|" + "---|" * 12]
+             "| p50 vs first size | HTTP answers/s 8 clients, 1 · 2 workers | serve RSS MB (1 worker) "
+             "| serve start-up s (1 worker) |",
+             "|" + "---|" * 13]
     for row in rows:
         f = row.figures
         lines.append(
@@ -228,7 +232,7 @@ def table(rows: list[Row]) -> str:
             f"| {f['citeqa answers/s 8'] / f['peer answers/s 8']:.2f}x "
             f"| {f['citeqa p50 ms'] / base['citeqa p50 ms']:.2f}x "
             f"| {f['http answers/s 8 clients 1 workers']:.1f} · {f['http answers/s 8 clients 2 workers']:.1f} "
-            f"| {f['serve RSS MB 1 workers']:.0f} |")
+            f"| {f['serve RSS MB 1 workers']:.0f} | {f['serve start s 1 workers']:.0f} |")
     return "\n".join(lines)
 
 
