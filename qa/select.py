@@ -20,7 +20,7 @@ from index.snapshot import Snapshot
 from index.spans import Sentence, Span
 from index.text import normalize, terms, words
 from qa.question import Expect, Question, has_number, has_time, names
-from qa.retrieve import CONTEXT_WEIGHT, Retrieved
+from qa.retrieve import CONTEXT_WEIGHT, Retrieved, sentence_terms
 
 _JOINERS = " ,;:\u2014-"
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
@@ -87,7 +87,8 @@ class Selection:
 
 
 class SpanSelector:
-    def __init__(self, snapshot: Snapshot, weights: Weights | None = None):
+    def __init__(self, snapshot: Snapshot, weights: Weights | None = None,
+                 words_of_sentences: list[list[str]] | None = None):
         self.w = weights or Weights()
         self.texts = snapshot.texts
         self.sentences = snapshot.sentences
@@ -95,7 +96,7 @@ class SpanSelector:
         self.terms = lru_cache(maxsize=TERM_CACHE)(self._terms)
         # Document frequency over sentences, counted once; each sentence's words are read again when a question
         # retrieves it (a few dozen a question): a word set per sentence held ~0.8 GB at 100k chunks.
-        frequency = Counter(t for row in range(len(self.sentences)) for t in self._terms(row))
+        frequency = Counter(t for words in (words_of_sentences or sentence_terms(snapshot)) for t in set(words))
         total = max(1, len(self.sentences))
         self.idf = {t: math.log(1 + total / n) for t, n in frequency.items()}
         self.unseen_idf = math.log(1 + total)
