@@ -87,10 +87,10 @@ class CitedQA:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
         with; the next one sees the new documents. Refreshes run one at a time, so the last write always wins."""
         with self._refreshing:
-            state = self._derive()
-            self._state = state
+            self._state = self._derive()
             if self.generator:
-                self.generator.texts = state.texts
+                self.generator.texts = self._state.snapshot.texts
+            return_freed_memory()  # the replaced snapshot's (what requests still on it hold goes later)
 
     def refresh_if_changed(self) -> bool:
         """Picks up what another process wrote (`citeqa index`, another worker); True when it re-read the index."""

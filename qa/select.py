@@ -12,7 +12,6 @@ import re
 from collections import Counter
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 import numpy as np
 
@@ -26,7 +25,7 @@ _JOINERS = " ,;:\u2014-"
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
 BEFORE_WEIGHT = 0.5  # a question word found only in the sentences before
 CONTEXT_SENTENCES = 2  # "He said…" two sentences after the speaker is named
-TERM_CACHE = 4096  # sentences whose words stay read: a question reads ~25 sentences (and their neighbours) twice
+TERM_CACHE = 4096  # sentences whose terms stay read: a question reads ~25, each more than once
 SPEAKER_CHARS = 160  # the longest clause cited for who said it
 VALUE_DISTANCE = 6  # words between a count or date and what it counts or dates
 # Clause breaks: after , ; : — (also when a closing quote follows them), before — or (, and before "said".
@@ -93,7 +92,8 @@ class SpanSelector:
         self.texts = snapshot.texts
         self.sentences = snapshot.sentences
         self.vectors = snapshot.sentence_vectors
-        self.terms = lru_cache(maxsize=TERM_CACHE)(self._terms)
+        self._read: dict[int, frozenset[str]] = {}  # row → its terms, for the last questions (a plain dict: an
+        # lru_cache over a bound method would tie this selector, and its snapshot, into a cycle only gc frees)
         # Document frequency over sentences, counted once; each sentence's words are read again when a question
         # retrieves it (a few dozen a question): a word set per sentence held ~0.8 GB at 100k chunks.
         frequency = Counter(t for words in (words_of_sentences or sentence_terms(snapshot)) for t in set(words))
@@ -104,8 +104,14 @@ class SpanSelector:
     def quote(self, span: Span) -> str:
         return self.texts.get(span.source, "")[span.start:span.end]
 
-    def _terms(self, row: int) -> frozenset[str]:
-        return frozenset(terms(self.quote(self.sentences.span(row))))
+    def terms(self, row: int) -> frozenset[str]:
+        """The sentence's terms, read when a question retrieves it and kept for the next few questions."""
+        found = self._read.get(row)
+        if found is None:
+            if len(self._read) >= TERM_CACHE:
+                self._read.clear()
+            found = self._read[row] = frozenset(terms(self.quote(self.sentences.span(row))))
+        return found
 
     def run(self, retrieved: Retrieved) -> Selection:
         evidence = self.evidence(retrieved)

@@ -4,9 +4,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from index.pipeline import Indexer
+from index.spans import SourceText
 from qa.answer import NOT_IN_DOCUMENTS
-from qa.chain import QuestionError
+from qa.chain import CitedQA, QuestionError
 from qa.evaluate import load_cases, score
+from qa.generate import GroundedGenerator
+from qa.settings import AnsweringSettings
 from tests.conftest import ARTICLE, SHARED_EVAL
 
 SOURCE = ARTICLE.name
@@ -132,3 +136,13 @@ def test_the_learned_selector_answers_with_a_short_answer_inside_its_verbatim_qu
         assert seed_learned_qa.texts[short.source][short.start:short.end] == short.text
     else:
         assert answer.short_answer is None
+
+
+def test_a_refresh_shows_the_new_documents_to_the_generator_too(store):
+    """After a write, the language model is shown (and its quotes checked against) the texts the chain now cites."""
+    Indexer(store).run([ARTICLE])
+    qa = CitedQA(store, AnsweringSettings())
+    qa.generator = GroundedGenerator(None, qa.texts, "local", 1.0, unavailable="no model in this test")
+    Indexer(store).add([SourceText("note.txt", "The museum opens at nine every morning.")])
+    qa.refresh()
+    assert qa.generator.texts is qa.texts and qa.texts["note.txt"] == "The museum opens at nine every morning."
