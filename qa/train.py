@@ -271,12 +271,12 @@ def calibrate(qa: CitedQA, selector: LearnedSelector, cases: list[Case], seed: i
             readings = selector.reader.read(reader_question(retrieved),
                                             [selector.candidate(f.row) for f in shortlist])
             gold = [case.gold[case.rows.index(f.row)] for f in shortlist]
-            read.append((case, readings, first, gold))
-    ranker = fit_linear(np.vstack([ranker_features(r, f) for _, r, f, _ in read]),
-                        np.concatenate([g for *_, g in read]), seed)
+            read.append((case, readings, first, gold, shortlist))
+    ranker = fit_linear(np.vstack([ranker_features(r, f) for _, r, f, _, _ in read]),
+                        np.concatenate([g for _, _, _, g, _ in read]), seed)
     say(f"ranker: weights {dict(zip(RANKER_FEATURES, ranker['weights'], strict=True))}")
     rank = Linear.from_card(ranker)
-    features = [answerable_features(rank.logit(ranker_features(r, f)), r, f) for _, r, f, _ in read]
+    features = [answerable_features(rank.logit(ranker_features(r, f)), r, f, s) for _, r, f, _, s in read]
     labels = [case.answerable for case, *_ in read]
     x, y = np.asarray(features), np.asarray(labels)
     model = fit_linear(x, y, seed)

@@ -4,7 +4,7 @@ import pytest
 
 from index.spans import Span
 from qa.chain import CitedQA
-from qa.learned import MAX_QUOTE_CHARS, LearnedSelector, quote_around
+from qa.learned import ANSWERABLE_FEATURES, MAX_QUOTE_CHARS, LearnedSelector, quote_around
 from qa.reader import Candidate, Reading
 from qa.settings import AnsweringSettings
 from tests.conftest import small_index
@@ -13,7 +13,8 @@ TEXT = ("The bridge opened in May 1932 after six years of work. It is 40 km long
         "Its designer was Ada Brunel, an engineer from Bristol. She later built the harbour at Tern.")
 CARD = {"read": 4, "first_stage": {"weights": [1.0, 1.0, 0.5], "bias": 0.0},
         "ranker": {"weights": [0.0, 1.0, 0.0], "bias": 0.0},  # rank by the stand-in's relevance alone
-        "answerable": {"weights": [1.0, 0.0, 0.0, 0.0, 0.0], "bias": 0.0, "threshold": 0.5}}
+        "answerable": {"weights": [1.0] + [0.0] * (len(ANSWERABLE_FEATURES) - 1),  # the best rank alone
+                       "bias": 0.0, "threshold": 0.5}}
 
 
 class StandIn:
