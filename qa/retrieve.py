@@ -109,9 +109,8 @@ class HybridRetriever:
 def sentence_terms(snapshot: Snapshot) -> list[list[str]]:
     """Every content sentence's terms, in row order: read once when an index is loaded, for the keyword index and
     the selector's word frequencies alike (tokenizing was a third of loading a 30k-chunk index)."""
-    sentences, texts = snapshot.sentences, snapshot.texts
-    return [terms(sentences.span(row).text_in(texts.get(sentences.sources[sentences.source[row]], "")))
-            for row in range(len(sentences))]
+    spans = map(snapshot.sentences.span, range(len(snapshot.sentences)))
+    return [terms(span.text_in(snapshot.texts.get(span.source, ""))) for span in spans]
 
 
 def chunk_terms(snapshot: Snapshot, words_of_sentences: list[list[str]]) -> list[list[str]]:
