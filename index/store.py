@@ -222,10 +222,15 @@ class IndexStore:
         """Start over: the collections, the document copies and the manifest."""
         for store in (self.chunks, self.sentences, self.vocabulary):
             store.delete_collection()
-        self.chunks, self.sentences, self.vocabulary = self._collections()
-        self._handles.clear()
+        self.reopen()
         shutil.rmtree(self.docs_dir, ignore_errors=True)
         self.manifest_path.unlink(missing_ok=True)
+
+    def reopen(self) -> None:
+        """Fresh handles on the collections. Another process's `citeqa index --rebuild` replaces them (new ids), and
+        a handle on a replaced one fails every read: a reader re-opens before each snapshot."""
+        self.chunks, self.sentences, self.vocabulary = self._collections()
+        self._handles.clear()
 
     def stored_ids(self, sources: Sequence[str]) -> dict[str, tuple[set[str], set[str]]]:
         """Each source's stored chunk and sentence ids, asked for many sources at once (a round trip per

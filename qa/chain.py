@@ -87,6 +87,7 @@ class CitedQA:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
         with; the next one sees the new documents. Refreshes run one at a time, so the last write always wins."""
         with self._refreshing:
+            self.store.reopen()  # the collections may be new ones: another process rebuilt the index
             self._state = self._derive()
             if self.generator:
                 self.generator.texts = self._state.snapshot.texts

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from index.pipeline import Indexer
 from index.spans import SourceText
+from index.store import IndexStore
 from qa.answer import NOT_IN_DOCUMENTS
 from qa.chain import CitedQA, QuestionError
 from qa.evaluate import load_cases, score
@@ -146,3 +147,23 @@ def test_a_refresh_shows_the_new_documents_to_the_generator_too(store):
     Indexer(store).add([SourceText("note.txt", "The museum opens at nine every morning.")])
     qa.refresh()
     assert qa.generator.texts is qa.texts and qa.texts["note.txt"] == "The museum opens at nine every morning."
+
+
+OBSERVATORY = ("The Quillon observatory on Mount Harrow was finished in 1911 by the engineer Ada Brunel. "
+               "Its dome is 14 metres wide.\n")
+
+
+def test_a_rebuild_by_another_process_is_answered_from_after_the_refresh(store, tmp_path):
+    """`citeqa index --rebuild` elsewhere replaces the collections (new ids): the old handles would fail every read
+    from then on, so a refresh re-opens them."""
+    Indexer(store).run([ARTICLE])
+    qa = CitedQA(store, AnsweringSettings())
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "observatory.txt").write_text(OBSERVATORY, encoding="utf-8")
+    elsewhere = IndexStore(store.settings, store.embeddings, store.expected.embedding_model)
+    Indexer(elsewhere).run([folder], rebuild=True)
+    assert qa.refresh_if_changed()
+    assert set(qa.texts) == {"observatory.txt"}
+    answer = qa.invoke("Who finished the Quillon observatory?")
+    assert answer.grounded and [c.quote for c in answer.citations] == [OBSERVATORY.split(" Its")[0]]
