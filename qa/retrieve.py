@@ -65,7 +65,8 @@ class HybridRetriever:
         unseen = {t: w for t, w in unseen.items() if t in query.question.terms}
         if not unseen or not self.vocabulary:
             return {}
-        vectors = np.asarray(self.embeddings.embed_documents(list(unseen.values())), dtype=np.float32)
+        # One by one as questions are (a few words; `embed_documents` is the batch path for chunks).
+        vectors = np.asarray([self.embeddings.embed_query(w) for w in unseen.values()], dtype=np.float32)
         similarity = vectors @ self.vocabulary_vectors.T
         expansions = {}
         for term, row in zip(unseen, similarity, strict=True):

@@ -146,7 +146,7 @@ class SpanSelector:
                     chunk_score[row] = max(chunk_score.get(row, 0.0), score / top)
         rows = np.fromiter(chunk_score, dtype=np.int64)
         dense = (self.vectors[rows].astype(np.float32) @ retrieved.vector).tolist() if len(rows) else []
-        found = [Found(row, similarity, overlap.of(self.terms(row), set(terms(self.previous(row, CONTEXT_SENTENCES)))),
+        found = [Found(row, similarity, overlap.of(self.terms(row), self.terms_before(row)),
                        chunk_score[row])
                  for row, similarity in zip(rows.tolist(), dense, strict=True)]
         return Evidence(retrieved, question, overlap, found)
@@ -197,9 +197,15 @@ class SpanSelector:
 
     def previous(self, row: int, count: int = 1) -> str:
         """The content sentences just before, in the same source: where a quote's speaker is often named."""
+        return " ".join(self.quote(self.sentences.span(r)) for r in self.rows_before(row, count))
+
+    def rows_before(self, row: int, count: int) -> list[int]:
         source = self.sentences.source[row]
-        before = [r for r in range(max(0, row - count), row) if self.sentences.source[r] == source]
-        return " ".join(self.quote(self.sentences.span(r)) for r in before)
+        return [r for r in range(max(0, row - count), row) if self.sentences.source[r] == source]
+
+    def terms_before(self, row: int) -> set[str]:
+        """The terms of the CONTEXT_SENTENCES before, from the term cache (they are often retrieved themselves)."""
+        return set().union(*(self.terms(r) for r in self.rows_before(row, CONTEXT_SENTENCES)))
 
     def _trim(self, row: int, question: Question, weights: Overlap) -> Span:
         """The shortest run of clauses that keeps the sentence's answer, when the sentence is long."""

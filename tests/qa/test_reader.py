@@ -45,3 +45,20 @@ def test_the_best_span_stays_inside_the_sentence_and_short():
     wide[0, 0], wide[0, -1] = 5.0, 5.0
     first, last, _ = best_spans(wide, wide[:, ::-1].copy(), np.ones_like(wide, bool))
     assert last[0] - first[0] < MAX_ANSWER_TOKENS
+
+
+def test_a_sentence_reads_the_same_whatever_is_read_beside_it():
+    """Pairs run alone: in one padded int8 batch a pair's logits moved with its neighbours (activations are
+    quantized with one scale per run), so the same sentence could rank differently in another shortlist."""
+    from qa.reader import load_reader
+
+    reader = load_reader()
+    question = "Who finished the Quillon observatory?"
+    target = Candidate("The observatory was finished in 1911 by the engineer Ada Brunel.", "It stands on Mount Harrow.")
+    others = [Candidate("Its dome is 14 metres wide, and the road to it was paved much later, in the 1950s, "
+                        "after a long campaign by the town council and the regional press."),
+              Candidate("Visitors come in summer.")]
+    alone = reader.read(question, [target])[0]
+    beside = reader.read(question, [*others, target])[2]
+    assert beside == alone
+    assert 0 <= alone.start < alone.end <= len(target.sentence)

@@ -1,0 +1,60 @@
+"""The embedding model's two runtimes: a question embedded by the exported ONNX graph lands where
+sentence-transformers puts it, and a model's graph is named after its weights."""
+
+import numpy as np
+
+from index.embed import STATIC, QuestionGraph, default_model_path, load_embeddings, weights_key
+
+QUESTIONS = [
+    "What did the junta say about Wagner?",
+    "Niger's junta — ça va? 北京 and Ōsaka",  # accents, CJK: the tokenizer's own normalization
+    "x",
+    " ".join(["Wagner"] * 600),  # past the model's 256 tokens: cut where sentence-transformers cuts
+]
+
+
+def test_a_question_is_embedded_by_the_graph_where_sentence_transformers_puts_it(embeddings):
+    assert embeddings.graph is not None
+    from_graph = np.asarray([embeddings.embed_query(q) for q in QUESTIONS])
+    from_batches = np.asarray(embeddings.batches.embed_documents(QUESTIONS))
+    assert from_graph.shape == (len(QUESTIONS), 384)
+    np.testing.assert_allclose(from_graph, from_batches, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(from_graph, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_static_model_has_no_graph_and_still_embeds_questions():
+    static = load_embeddings(STATIC)
+    assert static.graph is None
+    assert np.asarray(static.embed_query("Wagner")).shape == (256,)
+
+
+def test_a_graph_is_named_after_its_weights_so_a_changed_model_is_exported_anew(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"first")
+    first = weights_key(tmp_path)
+    assert weights_key(tmp_path) == first
+    weights.write_bytes(b"second weights")
+    assert weights_key(tmp_path) != first
+
+
+def test_a_model_without_mean_pooling_gets_no_graph():
+    class Transformer:
+        auto_model = object()
+
+    class ClsPooling:
+        def get_config_dict(self):
+            return {"pooling_mode": "cls"}
+
+    assert QuestionGraph.of([Transformer(), ClsPooling()], folder=None) is None
+
+
+def test_a_failed_export_leaves_questions_to_sentence_transformers(embeddings, tmp_path, monkeypatch, caplog):
+    import index.embed
+
+    def fail(transformer, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index.embed, "QUESTION_GRAPH_DIR", tmp_path)
+    monkeypatch.setattr(index.embed, "export_question_graph", fail)
+    assert QuestionGraph.of(embeddings.batches._client, default_model_path()) is None
+    assert "disk full" in caplog.text
