@@ -49,7 +49,11 @@ def stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-cased words of the normalized text; numbers kept whole ("1,500" → "1500")."""
-    return [w.replace(",", "") for w in _WORD.findall(normalize(text).lower())]
+    return _words_of(normalize(text))
+
+
+def _words_of(normal: str) -> list[str]:
+    return [w.replace(",", "") for w in _WORD.findall(normal.lower())]
 
 
 _CAPITALIZED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)+")
@@ -57,8 +61,12 @@ _CAPITALIZED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)+")
 
 def acronyms(text: str) -> list[str]:
     """Initials of capitalized word runs, so "AP" meets "Associated Press" ("of" is skipped, as in "BoE")."""
+    return _acronyms_of(normalize(text))
+
+
+def _acronyms_of(normal: str) -> list[str]:
     found = []
-    for run in _CAPITALIZED_RUN.findall(normalize(text)):
+    for run in _CAPITALIZED_RUN.findall(normal):
         initials = [w[0] for w in run.split() if w.lower() not in STOPWORDS]
         if len(initials) > 1:
             found.append("".join(initials).lower())
@@ -67,4 +75,5 @@ def acronyms(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Content-word stems, and the acronyms of names: what keyword search and overlap scoring compare."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS] + acronyms(text)
+    normal = normalize(text)  # once for both (loading a 30k-chunk index spent 1.1 of 5.0 s normalizing twice)
+    return [stem(w) for w in _words_of(normal) if w not in STOPWORDS] + _acronyms_of(normal)
