@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,3 +133,46 @@ def return_freed_memory() -> None:
     a worker's RSS would stay that much higher for its whole life. Elsewhere than glibc this does nothing."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Snapshot, np.ndarray]:
+    """`old` without the `replaced` sources, plus `new` (a snapshot of just those sources as they are now): what a
+    whole snapshot would read, for the cost of the changed documents. Also returns where each of its sentences came
+    from, row i of `old` as i and row j of `new` as -1 - j, to carry per-sentence data (the words) across."""
+    gone = set(replaced) | set(new.texts)
+    found = {source: text for source, text in old.texts.items() if source not in gone} | new.texts
+    sources = sorted(found)
+    texts = {source: found[source] for source in sources}
+    number = {name: i for i, name in enumerate(sources)}
+
+    def renumbered(names: list[str], column: np.ndarray, dropped: set[str]) -> np.ndarray:
+        """A table's source numbers in the merged numbering; -1 for a source whose rows are not kept."""
+        lookup = [-1 if name in dropped else number.get(name, -1) for name in names]
+        return np.asarray(lookup or [-1], dtype=np.int32)[column]
+
+    old_source = renumbered(old.sentences.sources, old.sentences.source, gone)
+    new_source = renumbered(new.sentences.sources, new.sentences.source, set())
+    kept, added = np.flatnonzero(old_source >= 0), np.flatnonzero(new_source >= 0)
+    source = np.concatenate([old_source[kept], new_source[added]])
+    start = np.concatenate([old.sentences.start[kept], new.sentences.start[added]])
+    order = np.lexsort((start, source))
+    sentences = SentenceTable(sources, source[order], start[order],
+                              np.concatenate([old.sentences.end[kept], new.sentences.end[added]])[order],
+                              np.concatenate([old.sentences.paragraph[kept], new.sentences.paragraph[added]])[order])
+    vectors = np.concatenate([old.sentence_vectors[kept], new.sentence_vectors[added]])[order]
+    origin = np.concatenate([kept, -1 - added])[order]
+
+    rows = []
+    for table, dropped in ((old.chunks, gone), (new.chunks, set())):
+        numbers = renumbered(table.sources, table.source, dropped)
+        for row in np.flatnonzero(numbers >= 0).tolist():
+            run = slice(table.first[row], table.first[row + 1])
+            rows.append((int(numbers[row]), int(table.start[row]), int(table.end[row]), int(table.paragraph[row]),
+                         table.id(row), table.hashes[row].decode(), table.sentence_starts[run].tolist(),
+                         table.sentence_ends[run].tolist()))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    chunks = ChunkTable(texts, sources, [r[4] for r in rows], np.asarray([r[0] for r in rows], np.int32),
+                        np.asarray([r[1] for r in rows], np.int64), np.asarray([r[2] for r in rows], np.int64),
+                        np.asarray([r[3] for r in rows], np.int32), [r[5] for r in rows], [r[6] for r in rows],
+                        [r[7] for r in rows])
+    return Snapshot(texts, chunks, sentences, vectors, new.vocabulary, new.vocabulary_vectors), origin

@@ -10,10 +10,10 @@ import json
 import logging
 import shutil
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -382,20 +382,27 @@ class IndexStore:
                                    f"({error or type(error).__name__})") from error
         return [(doc.id, 1.0 - distance) for doc, distance in found]
 
-    def snapshot(self) -> Snapshot:
-        """What the answerer reads. Rows whose content does not match the stored copy's text (a write cut short,
-        whose copy is written last, or rows left from a replaced version) are left out: never a partial document.
-        Rows come PAGE at a time straight into columns: whole collections read as Python lists held ~1 GB at 100k.
+    def snapshot(self, sources: Collection[str] | None = None) -> Snapshot:
+        """What the answerer reads: the whole index, or only `sources` (the vocabulary is always whole), for a
+        refresh that re-reads just the documents that changed. Rows whose content does not match the stored copy's
+        text (a write cut short, whose copy is written last, or rows left from a replaced version) are left out:
+        never a partial document. Rows come PAGE at a time straight into columns: whole collections read as Python
+        lists held ~1 GB at 100k.
         """
+        def rows(kind: str, include: list[str]) -> Iterator[dict]:
+            if sources is None:
+                return pages(self._handle(kind), include)
+            return pages(self._handle(kind), include, {"source": {"$in": sorted(sources)}}) if sources else iter(())
+
         chunks = [StoredChunk(row_id, meta["source"], meta["start"], meta["end"], meta["paragraph"],
                               meta["content_hash"], meta["sentence_starts"], meta["sentence_ends"])
-                  for page in pages(self._handle("chunks"), ["metadatas"])
+                  for page in rows("chunks", ["metadatas"])
                   for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)]
         texts = {source: self.text(source) or "" for source in {c.source for c in chunks}}
         whole = sorted((c for c in chunks if c.matches(texts[c.source])), key=lambda c: (c.source, c.start))
         sentences: list[tuple[str, int, int, int]] = []
         vectors, read = [], 0
-        for page in pages(self._handle("sentences"), ["metadatas", "embeddings"]):
+        for page in rows("sentences", ["metadatas", "embeddings"]):
             kept = []
             for i, (row_id, meta) in enumerate(zip(page["ids"], page["metadatas"], strict=True)):
                 span = Span(meta["source"], meta["start"], meta["end"])
@@ -413,10 +420,13 @@ class IndexStore:
         dimensions = vectors[0].shape[1] if vectors else EMPTY_DIMENSIONS
         sentence_vectors = (np.concatenate(vectors)[order] if vectors
                             else np.zeros((0, dimensions), dtype=SENTENCE_VECTOR_TYPE))
-        vocabulary, vocabulary_vectors = [], [np.zeros((0, dimensions), dtype=np.float32)]
+        vocabulary, vocabulary_vectors = [], []
         for page in pages(self._handle("terms"), ["embeddings"]):
-            vocabulary += page["ids"]
-            vocabulary_vectors.append(np.asarray(page["embeddings"], dtype=np.float32).reshape(-1, dimensions))
+            if page["ids"]:
+                vocabulary += page["ids"]
+                vocabulary_vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
+        if not vocabulary_vectors:  # the shape of "no words", as wide as the sentence vectors
+            vocabulary_vectors.append(np.zeros((0, dimensions), dtype=np.float32))
         sources = sorted({c.source for c in whole})
         return Snapshot({source: texts[source] for source in sources}, chunk_table(texts, sources, whole),
                         sentence_table(sorted(texts), [sentences[i] for i in order]), sentence_vectors,
@@ -442,10 +452,17 @@ class StoredChunk:
             text[s:e] for s, e in zip(self.sentence_starts, self.sentence_ends, strict=True)))
 
 
-def pages(collection: chromadb.Collection, include: list[str]) -> Iterator[dict]:
+def pages(collection: chromadb.Collection, include: list[str], where: dict | None = None) -> Iterator[dict]:
     """A whole collection's ids and `include`d fields, PAGE rows a request (one SQL statement each), two requests
     in flight: the server reads out one page while this process parses the one before (a 30k-chunk snapshot:
-    15.1 -> 10.4 s). Rows added after the count wait for the next snapshot, which their write's manifest brings."""
+    15.1 -> 10.4 s). Rows added after the count wait for the next snapshot, which their write's manifest brings.
+    With `where` (a few documents' rows), pages come one after another until a short one."""
+    if where is not None:
+        for offset in count(0, PAGE):
+            page = collection.get(where=where, include=include, limit=PAGE, offset=offset)
+            yield page
+            if len(page["ids"]) < PAGE:
+                return
     offsets = iter(range(0, collection.count(), PAGE))
     with ThreadPoolExecutor(2) as pool:
         pending = deque(pool.submit(collection.get, include=include, limit=PAGE, offset=offset)

@@ -13,7 +13,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from index.snapshot import Snapshot, return_freed_memory
+from index.snapshot import Snapshot, merged, return_freed_memory
 from index.store import IndexStore, open_store
 from qa.answer import Answer
 from qa.compose import compose
@@ -29,6 +29,9 @@ from qa.settings import MAX_QUESTION_CHARS, AnsweringSettings, Settings
 from qa.verify import verify
 
 log = logging.getLogger(f"citeqa.{__name__}")
+# Past this share of changed sources a refresh reads the whole index again: merging keeps every unchanged row, so
+# with most rows new it costs what a whole read does.
+FULL_REREAD_SHARE = 0.5
 
 
 class QuestionError(ValueError):
@@ -40,10 +43,22 @@ class Derived:
     """The parts of the chain built from one snapshot of the index; a request uses one of these throughout."""
 
     generation: tuple[int, int, int] | None  # the store's generation read just before the snapshot was taken
+    versions: dict[str, str]  # each source's sha256 in the manifest read just before the snapshot
     snapshot: Snapshot
+    words: list[list[str]]  # each sentence's terms, kept so that a refresh tokenizes only changed documents
     retrieval: Runnable  # request → Retrieved
     selection: Runnable  # Retrieved → Selection
     chain: Runnable  # request → {"selection": Selection, "extractive": Answer}: retrieval | selection | extraction
+
+
+def changed_sources(previous: Derived | None, versions: dict[str, str]) -> set[str] | None:
+    """The sources to read again, given the manifest's versions now: changed, added and removed ones; None when
+    reading everything is as cheap (no previous state, or more than FULL_REREAD_SHARE of the sources changed)."""
+    if previous is None:
+        return None
+    changed = {source for source, version in versions.items() if previous.versions.get(source) != version}
+    changed |= (set(previous.versions) | set(previous.snapshot.texts)) - set(versions)
+    return None if len(changed) > FULL_REREAD_SHARE * max(1, len(versions)) else changed
 
 
 class CitedQA:
@@ -62,18 +77,29 @@ class CitedQA:
         self._refreshing = threading.Lock()
         self._state = self._derive()
 
-    def _derive(self) -> Derived:
-        """Everything built from one snapshot of the index; `refresh` swaps it whole."""
+    def _derive(self, previous: Derived | None = None) -> Derived:
+        """Everything built from one snapshot of the index; `refresh` swaps it whole. With a `previous` state, only
+        the documents whose version changed are read again and merged into its snapshot."""
         generation = self.store.generation()  # before the snapshot: a write during it is seen again next time
-        snapshot = self.store.snapshot()
+        manifest = self.store.manifest()  # likewise: a document written during the snapshot is read again next time
+        recorded = manifest.sources if manifest else {}
+        versions = {source: str(entry.get("sha256")) for source, entry in recorded.items()}
+        changed = changed_sources(previous, versions)
+        if previous is None or changed is None:
+            snapshot = self.store.snapshot()
+            words = sentence_terms(snapshot)
+        else:
+            partial = self.store.snapshot(changed)
+            snapshot, origin = merged(previous.snapshot, partial, changed)
+            fresh = sentence_terms(partial)
+            words = [previous.words[i] if i >= 0 else fresh[-1 - i] for i in origin.tolist()]
+            log.info("re-read %d changed documents (%d sentences) of %d", len(changed), len(fresh), len(snapshot.texts))
         texts = snapshot.texts
-        words = sentence_terms(snapshot)
         retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k,
                                     words_of_sentences=words)
         retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
                                                                                          name="retrieve")
         table = SpanSelector(snapshot, self.weights, words)
-        del words  # freed before the trim below
         selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR))
                     if self.settings.selector == "learned" else table)
         selection: Runnable = RunnableLambda(selector.run, name="select_spans")
@@ -81,14 +107,14 @@ class CitedQA:
                                 | RunnableLambda(lambda a: verify(a, texts), name="verify"))
         chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
         return_freed_memory()
-        return Derived(generation, snapshot, retrieval, selection, chain)
+        return Derived(generation, versions, snapshot, words, retrieval, selection, chain)
 
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
         with; the next one sees the new documents. Refreshes run one at a time, so the last write always wins."""
         with self._refreshing:
             self.store.reopen()  # the collections may be new ones: another process rebuilt the index
-            self._state = self._derive()
+            self._state = self._derive(self._state)
             if self.generator:
                 self.generator.texts = self._state.snapshot.texts
             return_freed_memory()  # the replaced snapshot's (what requests still on it hold goes later)

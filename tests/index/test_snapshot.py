@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from index.chunk import chunk_sentences, content_sentences
+from index.pipeline import Indexer
 from index.segment import sentences as split_sentences
-from index.snapshot import SentenceTable
+from index.snapshot import SentenceTable, merged
 from index.spans import Sentence, Span
 from index.store import StoredChunk, chunk_metadata, chunk_table, sentence_table
 from tests.conftest import ARTICLE
@@ -61,3 +62,52 @@ def test_every_sentence_is_found_where_it_starts(starts):
     assert table == SentenceTable(table.sources, table.source, table.start, table.end, table.paragraph)
     assert table[0] == Sentence(Span(rows[0][0], rows[0][1], rows[0][2]), 0)
     assert np.all(np.diff(table.keys) > 0)
+
+
+def write(folder, texts: dict[str, str]) -> None:
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+def assert_same(snapshot, other) -> None:
+    assert snapshot.texts == other.texts
+    assert snapshot.sentences == other.sentences
+    assert list(snapshot.chunks) == list(other.chunks)
+    assert [snapshot.chunks.id(i) for i in range(len(snapshot.chunks))] == [other.chunks.id(i) for i in
+                                                                           range(len(other.chunks))]
+    np.testing.assert_array_equal(snapshot.sentence_vectors, other.sentence_vectors)
+    assert snapshot.vocabulary == other.vocabulary
+
+
+def test_a_snapshot_of_the_changed_documents_merged_into_the_old_one_reads_as_a_whole_new_snapshot(store, tmp_path):
+    """What an incremental refresh relies on: the old snapshot less the changed and removed documents, plus a
+    snapshot of the changed ones, is exactly what reading everything again gives."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder, {"a.txt": "Alpha opened in 1901. It was built of stone. The roof is copper.\n",
+                   "b.txt": "Bravo is a river. It floods in spring. Fishermen use it.\n",
+                   "c.txt": "Charlie founded the club. He was a baker. The club still meets.\n"})
+    indexer = Indexer(store)
+    indexer.run([folder])
+    before = store.snapshot()
+    write(folder, {"b.txt": "Bravo is a long river. It floods every spring. Fishermen and farmers use it.\n",
+                   "d.txt": "Delta is a new district. Its school opened in 2020.\n"})
+    (folder / "c.txt").unlink()
+    indexer.run([folder], prune=True)
+    after, origin = merged(before, store.snapshot({"b.txt", "d.txt"}), {"b.txt", "c.txt", "d.txt"})
+    assert_same(after, store.snapshot())
+    assert set(after.texts) == {"a.txt", "b.txt", "d.txt"}
+    kept = [after.sentences.span(i) for i in range(len(after.sentences)) if origin[i] >= 0]
+    assert kept == [before.sentences.span(int(i)) for i in origin if i >= 0]
+    assert {span.source for span in kept} == {"a.txt"}
+
+
+def test_merging_nothing_changed_gives_the_same_snapshot(store, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder, {"a.txt": "Alpha opened in 1901. It was built of stone.\n"})
+    Indexer(store).run([folder])
+    whole = store.snapshot()
+    after, origin = merged(whole, store.snapshot(set()), set())
+    assert_same(after, whole)
+    assert origin.tolist() == list(range(len(whole.sentences)))

@@ -167,3 +167,28 @@ def test_a_rebuild_by_another_process_is_answered_from_after_the_refresh(store, 
     assert set(qa.texts) == {"observatory.txt"}
     answer = qa.invoke("Who finished the Quillon observatory?")
     assert answer.grounded and [c.quote for c in answer.citations] == [OBSERVATORY.split(" Its")[0]]
+
+
+def test_a_refresh_reads_again_only_the_documents_that_changed(store, tmp_path, monkeypatch):
+    """A write to one document of many re-reads that one, and the merged state is what a fresh start would build."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / ARTICLE.name).write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "observatory.txt").write_text(OBSERVATORY, encoding="utf-8")
+    (folder / "museum.txt").write_text("The museum opened in 1950 beside the observatory road.\n", encoding="utf-8")
+    Indexer(store).run([folder])
+    qa = CitedQA(store, AnsweringSettings())
+    read, whole = [], store.snapshot
+    monkeypatch.setattr(store, "snapshot", lambda sources=None: read.append(sources) or whole(sources))
+    changed = OBSERVATORY.replace("the engineer Ada Brunel", "the architect Olu Brunel")
+    (folder / "observatory.txt").write_text(changed, encoding="utf-8")
+    (folder / "harbour.txt").write_text("The harbour was dredged in 1960 for larger ships.\n", encoding="utf-8")
+    Indexer(store).run([folder])
+    qa.refresh()
+    assert read == [{"observatory.txt", "harbour.txt"}]
+    answer = qa.invoke("Who finished the Quillon observatory?")
+    assert answer.grounded and answer.citations[0].quote == changed.split(" Its")[0]
+    fresh = CitedQA(store, AnsweringSettings())
+    assert qa.texts == fresh.texts and qa.snapshot.sentences == fresh.snapshot.sentences
+    assert list(qa.snapshot.chunks) == list(fresh.snapshot.chunks)
+    assert qa._state.words == fresh._state.words
