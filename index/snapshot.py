@@ -136,9 +136,10 @@ def return_freed_memory() -> None:
 
 
 def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Snapshot, np.ndarray]:
-    """`old` without the `replaced` sources, plus `new` (a snapshot of just those sources as they are now): what a
-    whole snapshot would read, for the cost of the changed documents. Also returns where each of its sentences came
-    from, row i of `old` as i and row j of `new` as -1 - j, to carry per-sentence data (the words) across."""
+    """`old` without the `replaced` sources, plus `new` (a snapshot of just those sources as they are now, and of
+    the vocabulary words `old` lacks): what a whole snapshot would read, for the cost of the changed documents.
+    Also returns where each of its sentences came from, row i of `old` as i and row j of `new` as -1 - j, to carry
+    per-sentence data (the words) across."""
     gone = set(replaced) | set(new.texts)
     found = {source: text for source, text in old.texts.items() if source not in gone} | new.texts
     sources = sorted(found)
@@ -175,4 +176,6 @@ def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Sna
                         np.asarray([r[1] for r in rows], np.int64), np.asarray([r[2] for r in rows], np.int64),
                         np.asarray([r[3] for r in rows], np.int32), [r[5] for r in rows], [r[6] for r in rows],
                         [r[7] for r in rows])
-    return Snapshot(texts, chunks, sentences, vectors, new.vocabulary, new.vocabulary_vectors), origin
+    vocabulary_vectors = np.concatenate([old.vocabulary_vectors, new.vocabulary_vectors]) if len(new.vocabulary) \
+        else old.vocabulary_vectors
+    return Snapshot(texts, chunks, sentences, vectors, old.vocabulary + new.vocabulary, vocabulary_vectors), origin

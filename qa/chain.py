@@ -89,7 +89,7 @@ class CitedQA:
             snapshot = self.store.snapshot()
             words = sentence_terms(snapshot)
         else:
-            partial = self.store.snapshot(changed)
+            partial = self.store.snapshot(changed, known_words=previous.snapshot.vocabulary)
             snapshot, origin = merged(previous.snapshot, partial, changed)
             fresh = sentence_terms(partial)
             words = [previous.words[i] if i >= 0 else fresh[-1 - i] for i in origin.tolist()]

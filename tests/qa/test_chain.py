@@ -179,7 +179,8 @@ def test_a_refresh_reads_again_only_the_documents_that_changed(store, tmp_path, 
     Indexer(store).run([folder])
     qa = CitedQA(store, AnsweringSettings())
     read, whole = [], store.snapshot
-    monkeypatch.setattr(store, "snapshot", lambda sources=None: read.append(sources) or whole(sources))
+    monkeypatch.setattr(store, "snapshot", lambda sources=None, known_words=(): read.append(sources)
+                        or whole(sources, known_words))
     changed = OBSERVATORY.replace("the engineer Ada Brunel", "the architect Olu Brunel")
     (folder / "observatory.txt").write_text(changed, encoding="utf-8")
     (folder / "harbour.txt").write_text("The harbour was dredged in 1960 for larger ships.\n", encoding="utf-8")
@@ -192,3 +193,4 @@ def test_a_refresh_reads_again_only_the_documents_that_changed(store, tmp_path, 
     assert qa.texts == fresh.texts and qa.snapshot.sentences == fresh.snapshot.sentences
     assert list(qa.snapshot.chunks) == list(fresh.snapshot.chunks)
     assert qa._state.words == fresh._state.words
+    assert sorted(qa.snapshot.vocabulary) == sorted(fresh.snapshot.vocabulary)
