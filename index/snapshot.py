@@ -67,6 +67,17 @@ class SentenceTable(Sequence[Sentence]):
         at = int(np.searchsorted(self.keys, key))
         return at if at < len(self.keys) and self.keys[at] == key else None
 
+    def rows(self, sources: list[str], source: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """`row` for many sentences at once (one binary search over the keys): each (source number in `sources`,
+        start)'s row, or -1 where this table has no such sentence."""
+        renumber = np.asarray([self.number.get(name, -1) for name in sources] or [-1], dtype=np.int64)
+        numbers = renumber[source]
+        if not len(self.keys):
+            return np.full(len(numbers), -1, dtype=np.int64)
+        keys = _keys(numbers, start)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where((numbers >= 0) & (self.keys[at] == keys), at, -1)
+
 
 class ChunkTable(Sequence[Chunk]):
     """Chunks in (source, start) order, as columns, with their sentences' bounds flattened (a CSR layout);

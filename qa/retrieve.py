@@ -122,17 +122,14 @@ def chunk_terms(snapshot: Snapshot, words_of_sentences: list[list[str]]) -> list
     chunks, sentences, texts = snapshot.chunks, snapshot.sentences, snapshot.texts
     if not len(chunks):
         return []
-    renumber = np.asarray([sentences.number.get(name, -1) for name in chunks.sources], dtype=np.int64)
-    numbers = renumber[np.repeat(chunks.source, np.diff(chunks.first))]
-    keys = (numbers << 32) | chunks.sentence_starts
-    at = np.minimum(np.searchsorted(sentences.keys, keys), max(0, len(sentences.keys) - 1))
-    found = (numbers >= 0) & (sentences.keys[at] == keys) if len(sentences.keys) else np.zeros(len(keys), bool)
-    rows, known, first = at.tolist(), found.tolist(), chunks.first.tolist()
+    rows = sentences.rows(chunks.sources, np.repeat(chunks.source, np.diff(chunks.first)),
+                          chunks.sentence_starts).tolist()
+    first = chunks.first.tolist()
     tokenized = []
     for row in range(len(chunks)):
         chunk_words: list[str] = []
         for i in range(first[row], first[row + 1]):
-            if known[i]:
+            if rows[i] >= 0:
                 chunk_words += words_of_sentences[rows[i]]
             else:
                 text = texts.get(chunks.sources[chunks.source[row]], "")

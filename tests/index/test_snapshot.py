@@ -45,6 +45,10 @@ def test_rows_are_found_by_source_and_start_and_by_chunk_id():
     for row, chunk in enumerate(chunks):
         assert chunk_rows.row(chunk.id) == row and chunk_rows.id(row) == chunk.id
     assert chunk_rows.row("0" * 40) is None
+    names = ["missing.txt", *sorted(TEXTS)]  # numbered unlike the table, with a source it lacks
+    asked = [(names.index(s.span.source), s.span.start) for s in sentences] + [(1, second.start + 1), (0, 0)]
+    found = sentence_rows.rows(names, np.asarray([n for n, _ in asked]), np.asarray([start for _, start in asked]))
+    assert found.tolist() == [*range(len(sentences)), -1, -1]
 
 
 def test_sentences_out_of_order_are_refused():
