@@ -79,22 +79,38 @@ class SentenceTable(Sequence[Sentence]):
         return np.where((numbers >= 0) & (self.keys[at] == keys), at, -1)
 
 
+def runs(per_row: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A list per row flattened: (offsets, values), row i's values at `offsets[i]:offsets[i + 1]` (a CSR layout)."""
+    first = np.cumsum([0, *map(len, per_row)], dtype=np.int64)
+    return first, np.fromiter((v for run in per_row for v in run), np.int64, first[-1])
+
+
 class ChunkTable(Sequence[Chunk]):
     """Chunks in (source, start) order, as columns, with their sentences' bounds flattened (a CSR layout);
     a `Chunk` is rebuilt, search text included, from the document's text when asked for."""
 
-    def __init__(self, texts: dict[str, str], sources: list[str], ids: list[str], source: np.ndarray,
-                 start: np.ndarray, end: np.ndarray, paragraph: np.ndarray, hashes: list[str],
-                 sentence_starts: list[list[int]], sentence_ends: list[list[int]]):
+    def __init__(self, texts: dict[str, str], sources: list[str], ids: list[str] | np.ndarray, source: np.ndarray,
+                 start: np.ndarray, end: np.ndarray, paragraph: np.ndarray, hashes: list[str] | np.ndarray,
+                 first: np.ndarray, sentence_starts: np.ndarray, sentence_ends: np.ndarray):
+        """`first[row]:first[row + 1]` are the row's sentences in the flat `sentence_starts` / `sentence_ends`
+        (`runs` makes the three from a list per chunk)."""
         self.texts, self.sources = texts, sources
         self.ids = np.asarray(ids, dtype=ID_TYPE).reshape(-1)
         self.by_id = np.argsort(self.ids, kind="stable")
         self.source, self.paragraph = source.astype(np.int32), paragraph.astype(np.int32)
         self.start, self.end = start.astype(np.int64), end.astype(np.int64)
         self.hashes = np.asarray(hashes, dtype="S16").reshape(-1)
-        self.first = np.cumsum([0, *map(len, sentence_starts)], dtype=np.int64)
-        self.sentence_starts = np.fromiter((s for run in sentence_starts for s in run), np.int64, self.first[-1])
-        self.sentence_ends = np.fromiter((e for run in sentence_ends for e in run), np.int64, self.first[-1])
+        self.first = first.astype(np.int64)
+        self.sentence_starts, self.sentence_ends = sentence_starts.astype(np.int64), sentence_ends.astype(np.int64)
+
+    def taken(self, rows: np.ndarray, texts: dict[str, str], sources: list[str], source: np.ndarray) -> ChunkTable:
+        """These rows, in this order, as a table over other `texts` whose `sources` number them as `source`."""
+        lengths = self.first[rows + 1] - self.first[rows]
+        first = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.repeat(self.first[rows] - first[:-1], lengths) + np.arange(first[-1], dtype=np.int64)
+        return ChunkTable(texts, sources, self.ids[rows], source, self.start[rows], self.end[rows],
+                          self.paragraph[rows], self.hashes[rows], first, self.sentence_starts[flat],
+                          self.sentence_ends[flat])
 
     def __len__(self) -> int:
         return len(self.start)
@@ -146,11 +162,11 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Snapshot, np.ndarray]:
+def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Snapshot, np.ndarray, np.ndarray]:
     """`old` without the `replaced` sources, plus `new` (a snapshot of just those sources as they are now, and of
     the vocabulary words `old` lacks): what a whole snapshot would read, for the cost of the changed documents.
-    Also returns where each of its sentences came from, row i of `old` as i and row j of `new` as -1 - j, to carry
-    per-sentence data (the words) across."""
+    Also returns where each of its sentences and each of its chunks came from, row i of `old` as i and row j of
+    `new` as -1 - j, to carry per-row data (the words, the keyword index) across."""
     gone = set(replaced) | set(new.texts)
     found = {source: text for source, text in old.texts.items() if source not in gone} | new.texts
     sources = sorted(found)
@@ -172,21 +188,29 @@ def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Sna
                               np.concatenate([old.sentences.end[kept], new.sentences.end[added]])[order],
                               np.concatenate([old.sentences.paragraph[kept], new.sentences.paragraph[added]])[order])
     vectors = np.concatenate([old.sentence_vectors[kept], new.sentence_vectors[added]])[order]
-    origin = np.concatenate([kept, -1 - added])[order]
+    sentence_origin = np.concatenate([kept, -1 - added])[order]
 
-    rows = []
-    for table, dropped in ((old.chunks, gone), (new.chunks, set())):
-        numbers = renumbered(table.sources, table.source, dropped)
-        for row in np.flatnonzero(numbers >= 0).tolist():
-            run = slice(table.first[row], table.first[row + 1])
-            rows.append((int(numbers[row]), int(table.start[row]), int(table.end[row]), int(table.paragraph[row]),
-                         table.id(row), table.hashes[row].decode(), table.sentence_starts[run].tolist(),
-                         table.sentence_ends[run].tolist()))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    chunks = ChunkTable(texts, sources, [r[4] for r in rows], np.asarray([r[0] for r in rows], np.int32),
-                        np.asarray([r[1] for r in rows], np.int64), np.asarray([r[2] for r in rows], np.int64),
-                        np.asarray([r[3] for r in rows], np.int32), [r[5] for r in rows], [r[6] for r in rows],
-                        [r[7] for r in rows])
+    old_source = renumbered(old.chunks.sources, old.chunks.source, gone)
+    new_source = renumbered(new.chunks.sources, new.chunks.source, set())
+    kept, added = np.flatnonzero(old_source >= 0), np.flatnonzero(new_source >= 0)
+    source = np.concatenate([old_source[kept], new_source[added]])
+    order = np.lexsort((np.concatenate([old.chunks.start[kept], new.chunks.start[added]]), source))
+    chunk_origin = np.concatenate([kept, -1 - added])[order]
+    # Both tables' rows as one (the new table's after the old one's), then taken in the merged order.
+    both = _concatenated(old.chunks, new.chunks)
+    chunks = both.taken(np.where(chunk_origin >= 0, chunk_origin, len(old.chunks) - 1 - chunk_origin), texts,
+                        sources, source[order])
     vocabulary_vectors = np.concatenate([old.vocabulary_vectors, new.vocabulary_vectors]) if len(new.vocabulary) \
         else old.vocabulary_vectors
-    return Snapshot(texts, chunks, sentences, vectors, old.vocabulary + new.vocabulary, vocabulary_vectors), origin
+    return (Snapshot(texts, chunks, sentences, vectors, old.vocabulary + new.vocabulary, vocabulary_vectors),
+            sentence_origin, chunk_origin)
+
+
+def _concatenated(first: ChunkTable, second: ChunkTable) -> ChunkTable:
+    """Two tables' rows one after the other (source numbers and texts are left to `taken`)."""
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([getattr(first, name), getattr(second, name)])
+
+    return ChunkTable({}, [], column("ids"), column("source"), column("start"), column("end"), column("paragraph"),
+                      column("hashes"), np.concatenate([first.first, first.first[-1] + second.first[1:]]),
+                      column("sentence_starts"), column("sentence_ends"))

@@ -35,6 +35,7 @@ from index.snapshot import (
     SentenceTable,
     Snapshot,
     return_freed_memory,
+    runs,
 )
 from index.spans import Chunk, Sentence, SourceText, Span, content_hash, stable_id
 from index.text import STOPWORDS, normalize, stem, words
@@ -490,7 +491,7 @@ def chunk_table(texts: dict[str, str], sources: list[str], rows: list[StoredChun
     return ChunkTable(texts, sources, [r.id for r in rows], np.asarray([number[r.source] for r in rows], np.int32),
                       np.asarray([r.start for r in rows], np.int64), np.asarray([r.end for r in rows], np.int64),
                       np.asarray([r.paragraph for r in rows], np.int32), [r.content_hash for r in rows],
-                      [r.sentence_starts for r in rows], [r.sentence_ends for r in rows])
+                      *runs([r.sentence_starts for r in rows]), runs([r.sentence_ends for r in rows])[1])
 
 
 def sentence_table(sources: list[str], rows: list[tuple[str, int, int, int]]) -> SentenceTable:

@@ -7,10 +7,12 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from index.snapshot import Snapshot, merged, return_freed_memory
@@ -19,12 +21,13 @@ from qa.answer import Answer
 from qa.compose import compose
 from qa.generate import GroundedGenerator
 from qa.history import follow_up_context, turns
+from qa.keywords import KeywordIndex
 from qa.learned import LearnedSelector
 from qa.llm import ModelUnavailable, chat_model
 from qa.question import read
 from qa.reader import READER_DIR, load_reader
-from qa.retrieve import HybridRetriever, Query, sentence_terms
-from qa.select import Selection, SpanSelector, Weights
+from qa.retrieve import HybridRetriever, Query, chunk_terms, keyword_index, sentence_terms
+from qa.select import Selection, SpanSelector, Weights, sentence_frequency
 from qa.settings import MAX_QUESTION_CHARS, AnsweringSettings, Settings
 from qa.verify import verify
 
@@ -46,6 +49,8 @@ class Derived:
     versions: dict[str, str]  # each source's sha256 in the manifest read just before the snapshot
     snapshot: Snapshot
     words: list[list[str]]  # each sentence's terms, kept so that a refresh tokenizes only changed documents
+    frequency: Counter[str]  # how many sentences hold each term (the selector's IDF), updated by a refresh
+    keywords: KeywordIndex  # the chunks' keyword index, edited by a refresh
     retrieval: Runnable  # request → Retrieved
     selection: Runnable  # Retrieved → Selection
     chain: Runnable  # request → {"selection": Selection, "extractive": Answer}: retrieval | selection | extraction
@@ -59,6 +64,16 @@ def changed_sources(previous: Derived | None, versions: dict[str, str]) -> set[s
     changed = {source for source, version in versions.items() if previous.versions.get(source) != version}
     changed |= (set(previous.versions) | set(previous.snapshot.texts)) - set(versions)
     return None if len(changed) > FULL_REREAD_SHARE * max(1, len(versions)) else changed
+
+
+def updated_frequency(previous: Derived, origin: np.ndarray, fresh: list[list[str]]) -> Counter[str]:
+    """The previous sentence frequencies less the sentences a merge dropped, plus the fresh ones (`origin` as
+    `merged` gives it)."""
+    frequency = previous.frequency.copy()
+    dropped = np.setdiff1d(np.arange(len(previous.words)), origin[origin >= 0], assume_unique=True)
+    frequency.subtract(t for row in dropped.tolist() for t in set(previous.words[row]))
+    frequency.update(t for words in fresh for t in set(words))
+    return frequency
 
 
 class CitedQA:
@@ -88,18 +103,20 @@ class CitedQA:
         if previous is None or changed is None:
             snapshot = self.store.snapshot()
             words = sentence_terms(snapshot)
+            frequency, keywords = sentence_frequency(words), keyword_index(snapshot, words)
         else:
             partial = self.store.snapshot(changed, known_words=previous.snapshot.vocabulary)
-            snapshot, origin = merged(previous.snapshot, partial, changed)
+            snapshot, origin, chunk_origin = merged(previous.snapshot, partial, changed)
             fresh = sentence_terms(partial)
             words = [previous.words[i] if i >= 0 else fresh[-1 - i] for i in origin.tolist()]
+            frequency = updated_frequency(previous, origin, fresh)
+            keywords = previous.keywords.merged(chunk_origin, chunk_terms(partial, fresh))
             log.info("re-read %d changed documents (%d sentences) of %d", len(changed), len(fresh), len(snapshot.texts))
         texts = snapshot.texts
-        retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k,
-                                    words_of_sentences=words)
+        retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k, keywords)
         retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
                                                                                          name="retrieve")
-        table = SpanSelector(snapshot, self.weights, words)
+        table = SpanSelector(snapshot, self.weights, frequency)
         selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR))
                     if self.settings.selector == "learned" else table)
         selection: Runnable = RunnableLambda(selector.run, name="select_spans")
@@ -107,7 +124,7 @@ class CitedQA:
                                 | RunnableLambda(lambda a: verify(a, texts), name="verify"))
         chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
         return_freed_memory()
-        return Derived(generation, versions, snapshot, words, retrieval, selection, chain)
+        return Derived(generation, versions, snapshot, words, frequency, keywords, retrieval, selection, chain)
 
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import bm25s
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
@@ -13,6 +12,7 @@ from index.snapshot import Snapshot
 from index.spans import Chunk
 from index.store import IndexStore
 from index.text import STOPWORDS, normalize, stem, terms, words
+from qa.keywords import KeywordIndex
 from qa.question import Question
 
 RRF_K = 60
@@ -41,14 +41,14 @@ class Retrieved:
 
 class HybridRetriever:
     def __init__(self, store: IndexStore, snapshot: Snapshot, embeddings: Embeddings, top_k: int,
-                 candidates: int = 12, words_of_sentences: list[list[str]] | None = None):
+                 keywords: KeywordIndex | None = None, candidates: int = 12):
+        """`keywords`: the snapshot's chunks' keyword index (`keyword_index`), built here when not given."""
         self.store, self.embeddings = store, embeddings
         self.top_k, self.candidates = top_k, candidates
         self.chunks = snapshot.chunks
-        tokenized = chunk_terms(snapshot, words_of_sentences or sentence_terms(snapshot))
-        self.bm25 = keyword_index(tokenized) if tokenized else None
+        self.keywords = keywords if keywords is not None else keyword_index(snapshot, sentence_terms(snapshot))
         self.vocabulary, self.vocabulary_vectors = snapshot.vocabulary, snapshot.vocabulary_vectors
-        self.known = {stem(w) for w in snapshot.vocabulary} | {t for chunk in tokenized for t in chunk}
+        self.vocabulary_terms = {stem(w) for w in snapshot.vocabulary}
 
     def embed(self, query: Query) -> np.ndarray:
         vector = np.asarray(self.embeddings.embed_query(normalize(query.question.text)), dtype=np.float32)
@@ -61,7 +61,7 @@ class HybridRetriever:
     def expand(self, query: Query) -> dict[str, list[tuple[str, float]]]:
         """Unseen question words → the documents' nearest words by embedding, when they are near enough."""
         unseen = {stem(w): w for w in words(query.question.text)
-                  if w.isalpha() and w not in STOPWORDS and stem(w) not in self.known}
+                  if w.isalpha() and w not in STOPWORDS and not self.known(stem(w))}
         unseen = {t: w for t, w in unseen.items() if t in query.question.terms}
         if not unseen or not self.vocabulary:
             return {}
@@ -75,6 +75,9 @@ class HybridRetriever:
             if near:
                 expansions[term] = near
         return expansions
+
+    def known(self, term: str) -> bool:
+        return term in self.vocabulary_terms or term in self.keywords
 
     def run(self, query: Query) -> Retrieved:
         started = time.perf_counter()
@@ -95,16 +98,11 @@ class HybridRetriever:
 
     def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[int]:
         """Rows of the chunk table, best first."""
-        scores = self._scores(query.question.terms + [t for near in expansions.values() for t, _ in near])
+        scores = self.keywords.scores(query.question.terms + [t for near in expansions.values() for t, _ in near])
         if query.context:
-            scores = scores + CONTEXT_WEIGHT * self._scores(terms(query.context))
+            scores = scores + CONTEXT_WEIGHT * self.keywords.scores(terms(query.context))
         top = np.argsort(-scores)[: self.candidates]
         return [int(i) for i in top if scores[i] > 0]
-
-
-    def _scores(self, tokens: list[str]) -> np.ndarray:
-        """BM25 of every chunk for the tokens; all zero for none (bm25s wants at least one)."""
-        return self.bm25.get_scores(tokens) if tokens else np.zeros(len(self.chunks), dtype=np.float32)
 
 
 def sentence_terms(snapshot: Snapshot) -> list[list[str]]:
@@ -138,9 +136,6 @@ def chunk_terms(snapshot: Snapshot, words_of_sentences: list[list[str]]) -> list
     return tokenized
 
 
-def keyword_index(tokenized: list[list[str]]) -> bm25s.BM25:
-    """BM25 over the chunks' terms as sparse matrices (bm25s): a query costs its terms' postings, not a Python loop
-    over every chunk as rank-bm25's did. Lucene's IDF stays positive for a word in half the chunks or more."""
-    index = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    index.index(tokenized, show_progress=False)
-    return index
+def keyword_index(snapshot: Snapshot, words_of_sentences: list[list[str]]) -> KeywordIndex:
+    """BM25 over the snapshot's chunks (`KeywordIndex.merged` carries it across a refresh instead)."""
+    return KeywordIndex.build(chunk_terms(snapshot, words_of_sentences))

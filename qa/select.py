@@ -85,9 +85,15 @@ class Selection:
         return bool(self.spans)
 
 
+def sentence_frequency(words_of_sentences: list[list[str]]) -> Counter[str]:
+    """How many sentences hold each term: the selector's IDF, which a refresh updates (`Counter.subtract`/`update`
+    with the changed sentences' term sets) instead of counting again."""
+    return Counter(t for words in words_of_sentences for t in set(words))
+
+
 class SpanSelector:
-    def __init__(self, snapshot: Snapshot, weights: Weights | None = None,
-                 words_of_sentences: list[list[str]] | None = None):
+    def __init__(self, snapshot: Snapshot, weights: Weights | None = None, frequency: Counter[str] | None = None):
+        """`frequency`: how many sentences hold each term (`sentence_frequency`), counted here when not given."""
         self.w = weights or Weights()
         self.texts = snapshot.texts
         self.sentences = snapshot.sentences
@@ -96,10 +102,8 @@ class SpanSelector:
         # lru_cache over a bound method would tie this selector, and its snapshot, into a cycle only gc frees)
         # Document frequency over sentences, counted once; each sentence's words are read again when a question
         # retrieves it (a few dozen a question): a word set per sentence held ~0.8 GB at 100k chunks.
-        frequency = Counter(t for words in (words_of_sentences or sentence_terms(snapshot)) for t in set(words))
-        total = max(1, len(self.sentences))
-        self.idf = {t: math.log(1 + total / n) for t, n in frequency.items()}
-        self.unseen_idf = math.log(1 + total)
+        self.frequency = frequency if frequency is not None else sentence_frequency(sentence_terms(snapshot))
+        self.total = max(1, len(self.sentences))
 
     def quote(self, span: Span) -> str:
         return self.texts.get(span.source, "")[span.start:span.end]
@@ -163,7 +167,7 @@ class SpanSelector:
         return replace(question, focus=frozenset(focus))
 
     def _idf(self, ts: list[str]) -> dict[str, float]:
-        return {t: self.idf.get(t, self.unseen_idf) for t in ts}
+        return {t: math.log(1 + self.total / (self.frequency.get(t) or 1)) for t in ts}
 
     def _candidates(self, evidence: Evidence) -> list[tuple[int, float]]:
         scored = []

@@ -102,12 +102,17 @@ def test_a_snapshot_of_the_changed_documents_merged_into_the_old_one_reads_as_a_
     indexer.run([folder], prune=True)
     partial = store.snapshot({"b.txt", "d.txt"}, known_words=before.vocabulary)
     assert partial.vocabulary and not set(partial.vocabulary) & set(before.vocabulary)  # only the new words
-    after, origin = merged(before, partial, {"b.txt", "c.txt", "d.txt"})
+    after, origin, chunk_origin = merged(before, partial, {"b.txt", "c.txt", "d.txt"})
     assert_same(after, store.snapshot())
     assert set(after.texts) == {"a.txt", "b.txt", "d.txt"}
     kept = [after.sentences.span(i) for i in range(len(after.sentences)) if origin[i] >= 0]
     assert kept == [before.sentences.span(int(i)) for i in origin if i >= 0]
     assert {span.source for span in kept} == {"a.txt"}
+    assert [after.chunks.id(i) for i in range(len(after.chunks)) if chunk_origin[i] >= 0] == \
+        [before.chunks.id(int(i)) for i in chunk_origin if i >= 0]
+    assert [after.chunks.id(i) for i in range(len(after.chunks)) if chunk_origin[i] < 0] == \
+        [partial.chunks.id(-1 - int(i)) for i in chunk_origin if i < 0]
+    assert {after.chunks[i].span.source for i in range(len(after.chunks)) if chunk_origin[i] >= 0} == {"a.txt"}
 
 
 def test_merging_nothing_changed_gives_the_same_snapshot(store, tmp_path):
@@ -116,6 +121,7 @@ def test_merging_nothing_changed_gives_the_same_snapshot(store, tmp_path):
     write(folder, {"a.txt": "Alpha opened in 1901. It was built of stone.\n"})
     Indexer(store).run([folder])
     whole = store.snapshot()
-    after, origin = merged(whole, store.snapshot(set(), known_words=whole.vocabulary), set())
+    after, origin, chunk_origin = merged(whole, store.snapshot(set(), known_words=whole.vocabulary), set())
     assert_same(after, whole)
     assert origin.tolist() == list(range(len(whole.sentences)))
+    assert chunk_origin.tolist() == list(range(len(whole.chunks)))

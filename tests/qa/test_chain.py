@@ -1,5 +1,6 @@
 """End to end over the seed article: exact spans, abstention, follow-ups, and the verbatim invariant."""
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from qa.answer import NOT_IN_DOCUMENTS
 from qa.chain import CitedQA, QuestionError
 from qa.evaluate import load_cases, score
 from qa.generate import GroundedGenerator
+from qa.question import read as read_question
 from qa.settings import AnsweringSettings
 from tests.conftest import ARTICLE, SHARED_EVAL
 
@@ -193,4 +195,11 @@ def test_a_refresh_reads_again_only_the_documents_that_changed(store, tmp_path, 
     assert qa.texts == fresh.texts and qa.snapshot.sentences == fresh.snapshot.sentences
     assert list(qa.snapshot.chunks) == list(fresh.snapshot.chunks)
     assert qa._state.words == fresh._state.words
+    assert +qa._state.frequency == fresh._state.frequency  # `+` drops the terms whose sentences all went
+    for question in ("Who finished the Quillon observatory?", "When was the harbour dredged?", "engineer Brunel"):
+        tokens = read_question(question).terms
+        np.testing.assert_allclose(qa._state.keywords.scores(tokens), fresh._state.keywords.scores(tokens),
+                                   rtol=1e-6)
+    gone, new = read_question("engineer architect").terms
+    assert gone not in qa._state.keywords and new in qa._state.keywords
     assert sorted(qa.snapshot.vocabulary) == sorted(fresh.snapshot.vocabulary)
