@@ -385,13 +385,16 @@ class IndexStore:
         return self.client.get_collection(self._name("chunks")).count()
 
     def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable."""
+        """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable.
+        Only ids and distances are asked for: the answerer has the chunks' text and bounds in its snapshot, and
+        Chroma reading 12 documents with their metadata was 4.1 ms of its CPU per question (with them) at 100k."""
         try:  # k past the collection's size gives what there is (no count first: a round trip saved)
-            found = self.chunks.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+            found = self._handle("chunks").query(query_embeddings=[vector], n_results=k, include=["distances"])
         except httpx.TransportError as error:
             raise StoreUnavailable(f"the Chroma server at {self.settings.chroma_url} is unreachable "
                                    f"({error or type(error).__name__})") from error
-        return [(doc.id, 1.0 - distance) for doc, distance in found]
+        return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(found["ids"][0], found["distances"][0],
+                                                                         strict=True)]
 
     def snapshot(self, sources: Collection[str] | None = None, known_words: Collection[str] = ()) -> Snapshot:
         """What the answerer reads: the whole index, or only `sources` and the vocabulary words not in

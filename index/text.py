@@ -77,3 +77,16 @@ def terms(text: str) -> list[str]:
     """Content-word stems, and the acronyms of names: what keyword search and overlap scoring compare."""
     normal = normalize(text)  # once for both (loading a 30k-chunk index spent 1.1 of 5.0 s normalizing twice)
     return [stem(w) for w in _words_of(normal) if w not in STOPWORDS] + _acronyms_of(normal)
+
+
+@lru_cache(maxsize=STEM_CACHE)
+def token_terms(token: str) -> frozenset[str]:
+    """`terms` of one whitespace-separated token, remembered: the selector looks at the tokens of every retrieved
+    sentence, and of each clause of the long ones, for each question (a third of an answer's time, read afresh)."""
+    return frozenset(terms(token))
+
+
+@lru_cache(maxsize=STEM_CACHE)
+def token_words(token: str) -> tuple[str, ...]:
+    """`words` of one whitespace-separated token, remembered (as `token_terms`)."""
+    return tuple(words(token))

@@ -17,7 +17,7 @@ import numpy as np
 
 from index.snapshot import Snapshot
 from index.spans import Sentence, Span
-from index.text import normalize, terms, words
+from index.text import normalize, terms, token_terms, token_words, words
 from qa.question import Expect, Question, has_number, has_time, names
 from qa.retrieve import CONTEXT_WEIGHT, Retrieved, sentence_terms
 
@@ -316,9 +316,9 @@ def holds(text: str, question: Question, near: bool = True) -> float:
     asked = set(words(question.text))
     anchors = _positions(tokens, question.focus or set(question.terms))
     if question.expect is Expect.NUMBER:
-        found = [i for i, t in enumerate(tokens) if has_number([w for w in words(t) if w not in asked])]
+        found = [i for i, t in enumerate(tokens) if has_number([w for w in token_words(t) if w not in asked])]
     elif question.expect is Expect.TIME:
-        found = [i for i, t in enumerate(tokens) if has_time([w for w in words(t) if w not in asked])]
+        found = [i for i, t in enumerate(tokens) if has_time([w for w in token_words(t) if w not in asked])]
     else:
         found = _name_positions(tokens, text, asked, skip_capitals=question.expect is Expect.PERSON)
     if not near:
@@ -328,7 +328,7 @@ def holds(text: str, question: Question, near: bool = True) -> float:
 
 
 def _positions(tokens: list[str], wanted: AbstractSet[str]) -> list[int]:
-    return [i for i, token in enumerate(tokens) if wanted & set(terms(token))] if wanted else []
+    return [i for i, token in enumerate(tokens) if wanted & token_terms(token)] if wanted else []
 
 
 def _name_positions(tokens: list[str], text: str, asked: set[str], skip_capitals: bool) -> list[int]:

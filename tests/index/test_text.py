@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from index.text import acronyms, normalize, stem, terms, words
+from index.text import acronyms, normalize, stem, terms, token_terms, token_words, words
 
 
 def test_quotes_dashes_and_datelines_normalize():
@@ -28,3 +28,10 @@ def test_terms_drop_stopwords_and_add_acronyms():
     assert terms("Which AP writers contributed?") == ["ap", "writ", "contribut"]
     assert "ap" in terms("Associated Press writers")
     assert acronyms("the Economic Community of West African States") == ["ecwas"]
+
+
+@given(st.text())
+def test_a_token_reads_as_its_text_does(text):
+    """The remembered per-token forms are the functions' own results, for any token of any text."""
+    for token in normalize(text).split():
+        assert token_terms(token) == frozenset(terms(token)) and token_words(token) == tuple(words(token))
