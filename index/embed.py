@@ -1,6 +1,8 @@
-"""The sentence-transformers model behind LangChain's `Embeddings`, loaded from a local folder only."""
+"""The sentence-transformers model behind LangChain's `Embeddings`, loaded from a local folder only: a transformer
+(MiniLM) through sentence-transformers and ONNX Runtime, a static model as a table in numpy."""
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -46,18 +48,64 @@ def model_name(model: str | None) -> str:
 @cache
 def load_embeddings(model: str | None = None) -> Embeddings:
     """Normalized embeddings, so a dot product is the cosine similarity."""
-    from langchain_huggingface import HuggingFaceEmbeddings
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     folder = model_folder(model)
     if not (folder / "modules.json").is_file():
         hint = " (build it with `python -m index.distill`)" if model == STATIC else ""
         raise EmbeddingModelMissing(f"no sentence-transformers model in {folder}{hint} (CITEQA_EMBEDDING_MODEL)")
     log.info("loading embedding model from %s", folder)
+    if is_static(folder):
+        return StaticTable(folder)
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     batches = HuggingFaceEmbeddings(model_name=str(folder), model_kwargs={"device": "cpu", "local_files_only": True},
                                     encode_kwargs={"normalize_embeddings": True, "batch_size": 32})
     return SentenceEmbeddings(batches, QuestionGraph.of(batches._client, folder))
+
+
+def is_static(folder: Path) -> bool:
+    """Whether the model is one sentence-transformers StaticEmbedding module (a token table, nothing to run)."""
+    modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    return len(modules) == 1 and str(modules[0].get("type", "")).endswith("StaticEmbedding")
+
+
+class StaticTable(Embeddings):
+    """A static model (`python -m index.distill`) read without sentence-transformers: the same tokenizer, the same
+    table (model2vec's layout folded as StaticEmbedding folds it) and the same mean and normalization, in numpy.
+    Loading sentence-transformers means importing torch and transformers: ~9 of the ~13 s a `citeqa index` of one
+    document took at 100k chunks, and ~300 MB of every process that only needs a table lookup."""
+
+    def __init__(self, folder: Path):
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        weights = load_file(str(folder / "model.safetensors"))
+        if "embedding.weight" in weights:
+            table = weights["embedding.weight"].astype(np.float32)
+        else:
+            table = weights["embeddings"]
+            if "mapping" in weights:
+                table = table[weights["mapping"].astype(np.int64)]
+            table = table.astype(np.float32)
+            if "weights" in weights:
+                table = table * weights["weights"].astype(np.float32)[:, None]
+        self.table = table
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        # As langchain-huggingface hands texts to sentence-transformers: newlines as spaces.
+        encodings = self.tokenizer.encode_batch([t.replace("\n", " ") for t in texts], add_special_tokens=False)
+        vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
+        for i, encoding in enumerate(encodings):
+            if encoding.ids:
+                vectors[i] = self.table[encoding.ids].mean(axis=0)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
 
 
 class SentenceEmbeddings(Embeddings):

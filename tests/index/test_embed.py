@@ -3,7 +3,15 @@ sentence-transformers puts it, and a model's graph is named after its weights.""
 
 import numpy as np
 
-from index.embed import STATIC, QuestionGraph, default_model_path, load_embeddings, weights_key
+from index.embed import (
+    STATIC,
+    STATIC_DIR,
+    QuestionGraph,
+    StaticTable,
+    default_model_path,
+    load_embeddings,
+    weights_key,
+)
 
 QUESTIONS = [
     "What did the junta say about Wagner?",
@@ -22,10 +30,19 @@ def test_a_question_is_embedded_by_the_graph_where_sentence_transformers_puts_it
     np.testing.assert_allclose(np.linalg.norm(from_graph, axis=1), 1.0, atol=1e-5)
 
 
-def test_the_static_model_has_no_graph_and_still_embeds_questions():
+def test_the_static_model_is_read_as_a_table_giving_sentence_transformers_vectors():
+    """Without torch: the same tokens (cut at the tokenizer's 128), the same folded table, mean and norm."""
+    from sentence_transformers import SentenceTransformer
+
     static = load_embeddings(STATIC)
-    assert static.graph is None
-    assert np.asarray(static.embed_query("Wagner")).shape == (256,)
+    assert isinstance(static, StaticTable)
+    texts = [*QUESTIONS, "two\nlines", "", "Ghana's cocoa board, 1947."]
+    reference = SentenceTransformer(str(STATIC_DIR), device="cpu").encode(
+        [t.replace("\n", " ") for t in texts], normalize_embeddings=True)
+    ours = np.asarray(static.embed_documents(texts))
+    assert ours.shape == (len(texts), 256)
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
+    np.testing.assert_allclose(static.embed_query(texts[0]), ours[0])
 
 
 def test_a_graph_is_named_after_its_weights_so_a_changed_model_is_exported_anew(tmp_path):
