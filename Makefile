@@ -52,7 +52,7 @@ distill: setup
 
 # The scale benchmark (not part of `make test`): a generated corpus at each size over a real `chroma run`, citeqa
 # beside a dense top-1 LangChain peer; writes bench/results-$(EMBEDDING).md. With the static model the three sizes
-# take about 40 minutes here; `make bench EMBEDDING=minilm SIZES="1000 10000"` measures the default model (its
+# take about 20 minutes here; `make bench EMBEDDING=minilm SIZES="1000 10000"` measures the default model (its
 # 100k row would take over an hour of indexing alone).
 SIZES ?= 1000 10000 100000
 EMBEDDING ?= static
