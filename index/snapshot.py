@@ -103,15 +103,6 @@ class ChunkTable(Sequence[Chunk]):
         self.first = first.astype(np.int64)
         self.sentence_starts, self.sentence_ends = sentence_starts.astype(np.int64), sentence_ends.astype(np.int64)
 
-    def taken(self, rows: np.ndarray, texts: dict[str, str], sources: list[str], source: np.ndarray) -> ChunkTable:
-        """These rows, in this order, as a table over other `texts` whose `sources` number them as `source`."""
-        lengths = self.first[rows + 1] - self.first[rows]
-        first = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        flat = np.repeat(self.first[rows] - first[:-1], lengths) + np.arange(first[-1], dtype=np.int64)
-        return ChunkTable(texts, sources, self.ids[rows], source, self.start[rows], self.end[rows],
-                          self.paragraph[rows], self.hashes[rows], first, self.sentence_starts[flat],
-                          self.sentence_ends[flat])
-
     def __len__(self) -> int:
         return len(self.start)
 
@@ -166,7 +157,7 @@ def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Sna
     """`old` without the `replaced` sources, plus `new` (a snapshot of just those sources as they are now, and of
     the vocabulary words `old` lacks): what a whole snapshot would read, for the cost of the changed documents.
     Also returns where each of its sentences and each of its chunks came from, row i of `old` as i and row j of
-    `new` as -1 - j, to carry per-row data (the words, the keyword index) across."""
+    `new` as -1 - j, to carry per-row data (the words, the keyword index) across (`stacked`)."""
     gone = set(replaced) | set(new.texts)
     found = {source: text for source, text in old.texts.items() if source not in gone} | new.texts
     sources = sorted(found)
@@ -178,39 +169,47 @@ def merged(old: Snapshot, new: Snapshot, replaced: Collection[str]) -> tuple[Sna
         lookup = [-1 if name in dropped else number.get(name, -1) for name in names]
         return np.asarray(lookup or [-1], dtype=np.int32)[column]
 
-    old_source = renumbered(old.sentences.sources, old.sentences.source, gone)
-    new_source = renumbered(new.sentences.sources, new.sentences.source, set())
-    kept, added = np.flatnonzero(old_source >= 0), np.flatnonzero(new_source >= 0)
-    source = np.concatenate([old_source[kept], new_source[added]])
-    start = np.concatenate([old.sentences.start[kept], new.sentences.start[added]])
-    order = np.lexsort((start, source))
-    sentences = SentenceTable(sources, source[order], start[order],
-                              np.concatenate([old.sentences.end[kept], new.sentences.end[added]])[order],
-                              np.concatenate([old.sentences.paragraph[kept], new.sentences.paragraph[added]])[order])
-    vectors = np.concatenate([old.sentence_vectors[kept], new.sentence_vectors[added]])[order]
-    sentence_origin = np.concatenate([kept, -1 - added])[order]
+    def placed(old_table: SentenceTable | ChunkTable, new_table: SentenceTable | ChunkTable) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+        """The kept rows of both tables in (source, start) order: their merged source numbers, and origins."""
+        old_source = renumbered(old_table.sources, old_table.source, gone)
+        new_source = renumbered(new_table.sources, new_table.source, set())
+        kept, added = np.flatnonzero(old_source >= 0), np.flatnonzero(new_source >= 0)
+        source = np.concatenate([old_source[kept], new_source[added]])
+        order = np.lexsort((np.concatenate([old_table.start[kept], new_table.start[added]]), source))
+        return source[order], np.concatenate([kept, -1 - added])[order]
 
-    old_source = renumbered(old.chunks.sources, old.chunks.source, gone)
-    new_source = renumbered(new.chunks.sources, new.chunks.source, set())
-    kept, added = np.flatnonzero(old_source >= 0), np.flatnonzero(new_source >= 0)
-    source = np.concatenate([old_source[kept], new_source[added]])
-    order = np.lexsort((np.concatenate([old.chunks.start[kept], new.chunks.start[added]]), source))
-    chunk_origin = np.concatenate([kept, -1 - added])[order]
-    # Both tables' rows as one (the new table's after the old one's), then taken in the merged order.
-    both = _concatenated(old.chunks, new.chunks)
-    chunks = both.taken(np.where(chunk_origin >= 0, chunk_origin, len(old.chunks) - 1 - chunk_origin), texts,
-                        sources, source[order])
+    source, sentence_origin = placed(old.sentences, new.sentences)
+    take = stacked(sentence_origin, len(old.sentences))
+    sentences = SentenceTable(sources, source, *(_joined(old.sentences, new.sentences, name, take)
+                                                 for name in ("start", "end", "paragraph")))
+    vectors = np.concatenate([old.sentence_vectors, new.sentence_vectors])[take]
+
+    source, chunk_origin = placed(old.chunks, new.chunks)
+    take = stacked(chunk_origin, len(old.chunks))
+    # Each taken chunk's run of sentence bounds, found in the two tables' flat columns one after the other.
+    first = np.concatenate([old.chunks.first, old.chunks.first[-1] + new.chunks.first[1:]])
+    lengths = first[take + 1] - first[take]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = np.repeat(first[take] - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+
+    def column(name: str, at: np.ndarray = take) -> np.ndarray:
+        return _joined(old.chunks, new.chunks, name, at)
+
+    chunks = ChunkTable(texts, sources, column("ids"), source, column("start"), column("end"), column("paragraph"),
+                        column("hashes"), offsets, column("sentence_starts", flat), column("sentence_ends", flat))
     vocabulary_vectors = np.concatenate([old.vocabulary_vectors, new.vocabulary_vectors]) if len(new.vocabulary) \
         else old.vocabulary_vectors
     return (Snapshot(texts, chunks, sentences, vectors, old.vocabulary + new.vocabulary, vocabulary_vectors),
             sentence_origin, chunk_origin)
 
 
-def _concatenated(first: ChunkTable, second: ChunkTable) -> ChunkTable:
-    """Two tables' rows one after the other (source numbers and texts are left to `taken`)."""
-    def column(name: str) -> np.ndarray:
-        return np.concatenate([getattr(first, name), getattr(second, name)])
+def stacked(origin: np.ndarray, old_rows: int) -> np.ndarray:
+    """Origins as `merged` gives them (old row i as i, new row j as -1 - j) as positions in the old rows followed
+    by the new ones: what carries a per-row column, list or matrix of both into the merged order."""
+    return np.where(origin >= 0, origin, old_rows - 1 - origin)
 
-    return ChunkTable({}, [], column("ids"), column("source"), column("start"), column("end"), column("paragraph"),
-                      column("hashes"), np.concatenate([first.first, first.first[-1] + second.first[1:]]),
-                      column("sentence_starts"), column("sentence_ends"))
+
+def _joined(first: object, second: object, name: str, take: np.ndarray) -> np.ndarray:
+    """Column `name` of two tables, the second's rows after the first's, taken at `take`."""
+    return np.concatenate([getattr(first, name), getattr(second, name)])[take]

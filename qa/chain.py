@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from index.snapshot import Snapshot, merged, return_freed_memory
+from index.snapshot import Snapshot, merged, return_freed_memory, stacked
 from index.store import IndexStore, open_store
 from qa.answer import Answer
 from qa.compose import compose
@@ -108,7 +108,8 @@ class CitedQA:
             partial = self.store.snapshot(changed, known_words=previous.snapshot.vocabulary)
             snapshot, origin, chunk_origin = merged(previous.snapshot, partial, changed)
             fresh = sentence_terms(partial)
-            words = [previous.words[i] if i >= 0 else fresh[-1 - i] for i in origin.tolist()]
+            carried = previous.words + fresh
+            words = [carried[i] for i in stacked(origin, len(previous.words)).tolist()]
             frequency = updated_frequency(previous, origin, fresh)
             keywords = previous.keywords.merged(chunk_origin, chunk_terms(partial, fresh))
             log.info("re-read %d changed documents (%d sentences) of %d", len(changed), len(fresh), len(snapshot.texts))

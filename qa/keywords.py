@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from index.snapshot import stacked
+
 # Lucene's defaults, as bm25s used them (k1: how fast repeats of a term stop counting; b: length normalization).
 K1 = 1.5
 B = 0.75
@@ -66,7 +68,7 @@ class KeywordIndex:
         old = self.counts.copy()
         old.resize(old.shape[0], len(term_ids))
         both = sparse.vstack([old, added], format="csr")
-        return KeywordIndex(term_ids, both[np.where(origin >= 0, origin, len(self) - 1 - origin)])
+        return KeywordIndex(term_ids, both[stacked(origin, len(self))])
 
 
 def _counts(tokenized: list[list[str]], term_ids: dict[str, int]) -> sparse.csr_matrix:
