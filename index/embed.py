@@ -13,6 +13,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 log = logging.getLogger(f"citeqa.{__name__}")
+FINGERPRINT_BYTES = 1 << 20  # of each weights file's start and end, to name its graph (`weights_key`)
 # Where a model's question graph is kept once exported (per user, shared by every index and process; ~90 MB).
 QUESTION_GRAPH_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "citeqa" / "onnx"
 STATIC = "static"  # CITEQA_EMBEDDING_MODEL=static: the model `python -m index.distill` builds from MiniLM
@@ -162,11 +163,20 @@ class QuestionGraph:
 
 
 def weights_key(folder: Path) -> str:
-    """Names a model's exported graph after its weights, so a changed model is exported anew."""
-    digest = hashlib.sha1(str(folder.resolve()).encode())
+    """Names a model's exported graph after its weights' contents, so a changed model is exported anew and the same
+    model in another folder (each fresh clone's virtual environment has its own copy) reuses the graph: keyed by
+    path and modification time, every clone added another 90 MB file to the cache. The contents are sampled (size,
+    first and last FINGERPRINT_BYTES): hashing the whole 90 MB on every start would cost ~0.2 s."""
+    digest = hashlib.sha1()
+    for name in ("config.json", "tokenizer.json"):
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        stat = weights.stat()
-        digest.update(f"{weights.name} {stat.st_size} {stat.st_mtime_ns}".encode())
+        size = weights.stat().st_size
+        with weights.open("rb") as data:
+            head = data.read(FINGERPRINT_BYTES)
+            data.seek(max(0, size - FINGERPRINT_BYTES))
+            digest.update(f"{weights.name} {size}".encode() + head + data.read(FINGERPRINT_BYTES))
     return digest.hexdigest()[:16]
 
 

@@ -1,6 +1,8 @@
 """The embedding model's two runtimes: a question embedded by the exported ONNX graph lands where
 sentence-transformers puts it, and a model's graph is named after its weights."""
 
+import os
+
 import numpy as np
 
 from index.embed import (
@@ -52,6 +54,19 @@ def test_a_graph_is_named_after_its_weights_so_a_changed_model_is_exported_anew(
     assert weights_key(tmp_path) == first
     weights.write_bytes(b"second weights")
     assert weights_key(tmp_path) != first
+
+
+def test_the_same_model_in_another_folder_reuses_its_graph(tmp_path):
+    """Each fresh clone's virtual environment holds its own copy of the model: one graph serves them all."""
+    one, other = tmp_path / "one", tmp_path / "other"
+    for folder in (one, other):
+        folder.mkdir()
+        (folder / "config.json").write_text('{"hidden_size": 384}')
+        (folder / "model.safetensors").write_bytes(bytes(range(256)) * 16384)  # 4 MiB: start, middle and end
+    os.utime(other / "model.safetensors", (0, 0))
+    assert weights_key(one) == weights_key(other)
+    (other / "config.json").write_text('{"hidden_size": 768}')
+    assert weights_key(one) != weights_key(other)
 
 
 def test_a_model_without_mean_pooling_gets_no_graph():
