@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from index.text import STOPWORDS
+from qa.question import names
 from qa.reader import Candidate, encode
 
 
@@ -81,21 +81,6 @@ PERTURBATIONS = (
      "“Michael Grade criticized the operations” / Who criticized the Select Committee? → Who criticized the Amazon?"),
 )
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
-_NAME_RUN = re.compile(r"(?<![\w'])[A-Z][\w'\u2019-]*(?:\s+[A-Z][\w'\u2019-]*)*")
-
-
-def held_names(text: str) -> list[str]:
-    """Capitalized runs without leading function words ("When", "The"): the names a question or sentence holds."""
-    found = []
-    for run in _NAME_RUN.findall(text):
-        kept = run.split()
-        while kept and kept[0].lower() in STOPWORDS:
-            kept = kept[1:]
-        if kept:
-            found.append(" ".join(kept))
-    return found
-
-
 def perturbed(lesson: Lesson, foreign_names: list[str], rng: random.Random) -> Lesson | None:
     """The question changed by one `PERTURBATIONS` rule so that no sentence of the lesson answers it; None when no
     rule applies (no number or name of the question is in its answer sentence)."""
@@ -109,8 +94,8 @@ def perturbed(lesson: Lesson, foreign_names: list[str], rng: random.Random) -> L
             last = int(match.group()[-1])
             digit = str((last + rng.randrange(1, 10)) % 10)
             changes.append((match.start(), match.end(), match.group()[:-1] + digit))
-    for name in held_names(lesson.question):
-        if name in sentence:
+    for name in names(lesson.question):
+        if name in sentence and name in lesson.question:  # `names` reads normalized text: keep exact substrings
             start = lesson.question.index(name)
             changes += [(start, start + len(name), other) for other in rng.sample(foreign_names, min(3, len(
                 foreign_names)))]
@@ -125,7 +110,7 @@ def perturbed(lesson: Lesson, foreign_names: list[str], rng: random.Random) -> L
 def perturbations(lessons: list[Lesson], recipe: Recipe) -> list[Lesson]:
     """`recipe.perturbed` of the answerable lessons, each changed by one rule where one applies."""
     rng = random.Random(recipe.seed)
-    pool = sorted({name for lesson in lessons for wrong in lesson.wrong for name in held_names(wrong.sentence)})
+    pool = sorted({name for lesson in lessons for wrong in lesson.wrong for name in names(wrong.sentence)})
     chosen = [lesson for lesson in lessons if lesson.answer is not None and rng.random() < recipe.perturbed]
     return [changed for lesson in chosen if (changed := perturbed(lesson, pool, rng)) is not None]
 
