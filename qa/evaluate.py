@@ -38,6 +38,7 @@ class Report:
     short_exact: float = 0.0
     short_f1: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    answer_chars: list[int] = field(default_factory=list)  # each answerable question's answer, markers aside
     first_tokens: list[float] = field(default_factory=list)
     modes: Counter = field(default_factory=Counter)
     misses: list[str] = field(default_factory=list)
@@ -54,13 +55,18 @@ class Report:
     def sa_f1(self) -> float:
         return self.short_f1 / max(1, self.answerable)
 
+    def median_chars(self) -> int:
+        """The median answer's length in characters, `[n]` markers aside: what `cited` costs in reading."""
+        return round(statistics.median(self.answer_chars)) if self.answer_chars else 0
+
     def p50(self) -> float:
         return round(statistics.median(self.latencies), 1) if self.latencies else 0.0
 
     def summary(self) -> str:
         rates = " ".join(f"{name} {value:.3f}" for name, value in self.rates().items())
         line = (f"{rates} sa_em {self.sa_em():.3f} sa_f1 {self.sa_f1():.3f} not_verbatim {self.not_verbatim} "
-                f"cases {self.answerable + self.unanswerable} {percentiles('', self.latencies)}")
+                f"cases {self.answerable + self.unanswerable} answer_chars {self.median_chars()} "
+                f"{percentiles('', self.latencies)}")
         if self.first_tokens:
             modes = ",".join(f"{mode}:{count}" for mode, count in sorted(self.modes.items()))
             line += f" {percentiles('first_token_', self.first_tokens)} modes {modes}"
@@ -119,22 +125,20 @@ def with_evidence(case: dict) -> dict:
             "answers": [] if case.get("unanswerable") else case.get("answers", [])}
 
 
-def score(qa: CitedQA, cases: list[dict], texts: dict[str, str], warmup: int = 3) -> tuple[Report, list]:
-    """Every case once (after a few warm-up questions); also returns each (case, answer) for inspection."""
+def score(qa: CitedQA, cases: list[dict], texts: dict[str, str], warmup: int = 3,
+          by: str | None = None) -> tuple[Report, list, dict[str, Report]]:
+    """Every case once (after a few warm-up questions); also returns each (case, answer) for inspection, and with
+    `by` (a case field such as "kind" or "genre") a report per value of that field."""
     for case in cases[:warmup]:
         qa.invoke(case["question"], case.get("history"))
-    report, answers = Report(), []
+    report, answers, groups = Report(), [], {}
     for case in cases:
         answer = qa.invoke(case["question"], case.get("history"))
         answers.append((case, answer))
-        report.retrieved += bool(case.get("answers")) and evidence_retrieved(qa, case)
-        report.latencies.append(answer.timing_ms["total"])
-        report.modes[answer.mode] += 1
-        if "first_token" in answer.timing_ms:
-            report.first_tokens.append(answer.timing_ms["first_token"])
-        report.not_verbatim += sum(texts.get(c.source, "")[c.start:c.end] != c.quote for c in answer.citations)
-        _tally(report, case, answer)
-    return report, answers
+        retrieved = bool(case.get("answers")) and evidence_retrieved(qa, case)
+        for target in [report] + ([groups.setdefault(str(case.get(by, "?")), Report())] if by else []):
+            _tally(target, case, answer, retrieved, texts)
+    return report, answers, dict(sorted(groups.items()))
 
 
 def evidence_retrieved(qa: CitedQA, case: dict) -> bool:
@@ -144,7 +148,13 @@ def evidence_retrieved(qa: CitedQA, case: dict) -> bool:
                for s, e in case.get("evidence_spans", []))
 
 
-def _tally(report: Report, case: dict, answer: Answer) -> None:
+def _tally(report: Report, case: dict, answer: Answer, retrieved: bool, texts: dict[str, str]) -> None:
+    report.retrieved += retrieved
+    report.latencies.append(answer.timing_ms["total"])
+    report.modes[answer.mode] += 1
+    if "first_token" in answer.timing_ms:
+        report.first_tokens.append(answer.timing_ms["first_token"])
+    report.not_verbatim += sum(texts.get(c.source, "")[c.start:c.end] != c.quote for c in answer.citations)
     label = f"{case.get('id', '?')} {case['question']!r}"
     if not case.get("answers"):
         report.unanswerable += 1
@@ -159,6 +169,7 @@ def _tally(report: Report, case: dict, answer: Answer) -> None:
     cited = any((doc is None or Path(c.source).name == Path(doc).name) and c.start < e and s < c.end
                 for c in answer.citations for s, e in case.get("evidence_spans", []))
     length = len(re.sub(r"\s*\[\d+\]", "", answer.answer))
+    report.answer_chars.append(length)
     report.correct += correct
     short = answer.short_answer
     if short is not None and answer.grounded:
