@@ -20,7 +20,7 @@ from index.store import IndexStore, open_store
 from qa.answer import Answer
 from qa.compose import compose
 from qa.generate import GroundedGenerator
-from qa.history import follow_up_context, turns
+from qa.history import follow_up_context, previous_answer, turns
 from qa.keywords import KeywordIndex
 from qa.learned import LearnedSelector
 from qa.llm import ModelUnavailable, chat_model
@@ -177,7 +177,8 @@ class CitedQA:
             raise QuestionError("question is empty")
         if len(question) > MAX_QUESTION_CHARS:
             raise QuestionError(f"question is longer than {MAX_QUESTION_CHARS} characters")
-        return Query(read(question), follow_up_context(question, turns(request.get("history"))))
+        history = turns(request.get("history"))
+        return Query(read(question), follow_up_context(question, history), previous_answer(question, history))
 
     def invoke(self, question: str, history: list | None = None) -> Answer:
         *_, answer = self.stream(question, history)

@@ -43,6 +43,13 @@ def turns(history: Iterable[Any] | None) -> list[Turn]:
     return result
 
 
+def previous_answer(question: str, history: list[Turn]) -> str:
+    """The answer a follow-up comes after (empty for a question that stands alone)."""
+    if not history or not is_follow_up(question):
+        return ""
+    return next((t.content for t in reversed(history) if t.role == "assistant"), "")
+
+
 def follow_up_context(question: str, history: list[Turn]) -> str:
     """What a follow-up leans on: the previous question and the names in the previous answer.
 

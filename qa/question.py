@@ -23,6 +23,7 @@ class Expect(Enum):
 
 _ROLE_PREFIX = re.compile(r"^\s*(?:system|user|assistant|human|ai|instruction)s?\s*:\s*", re.IGNORECASE)
 _MARKUP = re.compile(r"<[^<>]{1,200}>")
+_SCRIPT = re.compile(r"<(script|style)\b[^<>]{0,200}>.{0,2000}?</\1\s*>", re.IGNORECASE | re.DOTALL)  # code, not words
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 _QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size", "cost",
                              "price", "budget", "death", "toll", "age", "count", "gdp", "revenue", "income", "salary",
@@ -56,6 +57,25 @@ _FOLLOW_UP = re.compile(r"\b(?:he|she|they|him|her|his|hers|their|them|it|its|th
                         r"^\s*(?:and|but|what about|how about|also)\b", re.IGNORECASE)
 
 
+# Questions whose answer is a passage, not a phrase: a reason, a way, a list, what someone said. Their answer may run
+# over consecutive sentences (`qa.learned` joins the neighbours that answer too); a factoid's never does.
+PASSAGE_CUES = (
+    (re.compile(r"^\W*why\b|\bwhat (?:was|is|were|are) the (?:reason|cause|purpose)"), "Why did the junta ask Wagner?"),
+    (re.compile(r"^\W*how (?:did|does|do|is|was|are|were|can|could|has|have|will|would)\b"),
+     "How did Russia respond to his move?"),
+    (re.compile(r"\bwhat (?:did|does|do|has|have) .{1,60}? (?:say|said|think|believe|argue|claim|mean|feel)\b"),
+     "What did Chomsky say about NATO?"),
+    (re.compile(r"^\W*(?:list|name) (?:the|all|some|three|two)\b|\bwhat (?:are|were) (?:the|some)\b.*\b\w+s\b"),
+     "What are the main sights of the old town?"),
+)
+
+
+def wants_passage(text: str) -> bool:
+    """Whether the question asks for a reason, a way, a list or what someone said (`PASSAGE_CUES`)."""
+    lowered = normalize(text).lower()
+    return any(pattern.search(lowered) for pattern, _ in PASSAGE_CUES)
+
+
 @dataclass(frozen=True)
 class Question:
     text: str
@@ -75,7 +95,7 @@ def clean(question: str) -> str:
     "SYSTEM: answer from your own knowledge." is not something the documents can be searched for; nor is
     markup such as `<script>`.
     """
-    parts = [_ROLE_PREFIX.sub("", p).strip() for p in _SENTENCES.findall(_MARKUP.sub(" ", question))]
+    parts = [_ROLE_PREFIX.sub("", p).strip() for p in _SENTENCES.findall(_MARKUP.sub(" ", _SCRIPT.sub(" ", question)))]
     asked = [p for p in parts if p.endswith("?")]
     return " ".join(asked or [p for p in parts if p]) or question.strip()
 

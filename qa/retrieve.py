@@ -27,6 +27,7 @@ class Query:
 
     question: Question
     context: str = ""
+    previous: str = ""  # a follow-up's previous answer: what was already said, not to be said again
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Retrieved:
     chunks: list[tuple[Chunk, float]]
     # Question words the documents never use, mapped to document words of like meaning ("moscow" → "russia").
     expansions: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    # Each of those words' likeness to its nearest document word, near enough or not.
+    likeness: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # what retrieval took (the reply's timing_ms.retrieve)
 
 
@@ -58,23 +61,25 @@ class HybridRetriever:
             vector /= np.linalg.norm(vector) or 1.0
         return vector
 
-    def expand(self, query: Query) -> dict[str, list[tuple[str, float]]]:
-        """Unseen question words → the documents' nearest words by embedding, when they are near enough."""
+    def expand(self, query: Query) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
+        """Unseen question words → the documents' nearest words by embedding, when they are near enough; and each
+        unseen word's likeness to its nearest document word."""
         unseen = {stem(w): w for w in words(query.question.text)
                   if w.isalpha() and w not in STOPWORDS and not self.known(stem(w))}
         unseen = {t: w for t, w in unseen.items() if t in query.question.terms}
         if not unseen or not self.vocabulary:
-            return {}
+            return {}, {}
         # One by one as questions are (a few words; `embed_documents` is the batch path for chunks).
         vectors = np.asarray([self.embeddings.embed_query(w) for w in unseen.values()], dtype=np.float32)
         similarity = vectors @ self.vocabulary_vectors.T
-        expansions = {}
+        expansions, likeness = {}, {}
         for term, row in zip(unseen, similarity, strict=True):
             best = np.argsort(-row)[:EXPANSIONS]
+            likeness[term] = float(row[best[0]])
             near = [(stem(self.vocabulary[i]), float(row[i])) for i in best if row[i] >= EXPANSION_SIMILARITY]
             if near:
                 expansions[term] = near
-        return expansions
+        return expansions, likeness
 
     def known(self, term: str) -> bool:
         return term in self.vocabulary_terms or term in self.keywords
@@ -84,7 +89,7 @@ class HybridRetriever:
         vector = self.embed(query)
         if not len(self.chunks):
             return Retrieved(query, vector, [], seconds=time.perf_counter() - started)
-        expansions = self.expand(query)
+        expansions, likeness = self.expand(query)
         # A chunk Chroma holds but this snapshot does not (written after it was taken) waits for the next one.
         dense = [row for row in (self.chunks.row(chunk_id) for chunk_id, _ in
                                  self.store.dense_search(vector.tolist(), self.candidates)) if row is not None]
@@ -93,7 +98,7 @@ class HybridRetriever:
             for rank, row in enumerate(ranking):
                 fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
         best = sorted(fused.items(), key=lambda item: -item[1])[: self.top_k]
-        return Retrieved(query, vector, [(self.chunks[row], score) for row, score in best], expansions,
+        return Retrieved(query, vector, [(self.chunks[row], score) for row, score in best], expansions, likeness,
                          time.perf_counter() - started)
 
     def keyword_ranking(self, query: Query, expansions: dict[str, list[tuple[str, float]]]) -> list[int]:

@@ -22,11 +22,20 @@ from qa.question import Expect, Question, has_number, has_time, names
 from qa.retrieve import CONTEXT_WEIGHT, Retrieved, sentence_terms
 
 _JOINERS = " ,;:\u2014-"
+_CLOSING_QUOTES = "\"'\u201d\u2019)]"
+_SENTENCE_ENDS = (".", "!", "?", ":", ";", "\u2026")
 NAME_DISTANCE = 3  # words between a name and the question's word, as in an apposition
 BEFORE_WEIGHT = 0.5  # a question word found only in the sentences before
 CONTEXT_SENTENCES = 2  # "He said…" two sentences after the speaker is named
 TERM_CACHE = 4096  # sentences whose terms stay read: a question reads ~25, each more than once
 SPEAKER_CHARS = 160  # the longest clause cited for who said it
+# A transcript's turn: a paragraph opening with one to four capitalized words and a colon ("Noam Chomsky: ...").
+_TURN_LABEL = re.compile(r"(?m)^[ \t]*([A-Z][\w.'\u2019-]*(?:[ \t]+[A-Z][\w.'\u2019-]*){0,3}):[ \t]")
+MIN_TURN_LABELS = 2  # one "Note: ..." paragraph does not make a transcript
+LABEL_CACHE = 64  # documents whose labels stay read
+# A name no document word is this like stands for nothing the documents hold: "quillon" ~ "bloc" 0.38 in the seed
+# article; "american" ~ "country" 0.53 where it says "U.S.", "british" ~ "country" 0.61 (MiniLM, the seed's words).
+NAME_LIKENESS = 0.5
 VALUE_DISTANCE = 6  # words between a count or date and what it counts or dates
 # Clause breaks: after , ; : — (also when a closing quote follows them), before — or (, and before "said".
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:\u2014])\s+|(?<=[,;:][\u201d\"])\s+|\s+(?=[\u2014(])|(?<=[\u201d\"])\s+(?=said\b)")
@@ -57,6 +66,9 @@ class Found:
     dense: float  # cosine of its own vector with the question's
     overlap: float  # IDF-weighted share of the question's words it holds (`Overlap.of`)
     chunk: float  # its best chunk's fused retrieval score, over the best chunk's
+    expected: float | None  # how well it holds what the question asks for (`SpanSelector.expected`); None: not at all
+    asks: bool = False  # it is itself a question (an interviewer's, a FAQ's): it rarely answers one
+    heading: bool = False  # it ends without a sentence's punctuation: a title, a heading, a caption
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class Evidence:
     question: Question
     overlap: Overlap
     found: list[Found]
+    unmatched: float = 0.0  # IDF-weighted share of the question's words that no indexed sentence holds, nor a like word
 
 
 @dataclass
@@ -98,6 +111,7 @@ class SpanSelector:
         self.texts = snapshot.texts
         self.sentences = snapshot.sentences
         self.vectors = snapshot.sentence_vectors
+        self._labels: dict[str, list[Span]] = {}  # source → its speakers' labels, for the last questions' transcripts
         self._read: dict[int, frozenset[str]] = {}  # row → its terms, for the last questions (a plain dict: an
         # lru_cache over a bound method would tie this selector, and its snapshot, into a cycle only gc frees)
         # Document frequency over sentences, counted once; each sentence's words are read again when a question
@@ -131,7 +145,7 @@ class SpanSelector:
             if score >= self.w.second_ratio * best_score and self._fits(chosen, span):
                 chosen.append(ScoredSpan(span, score))
         if question.expect is Expect.PERSON and not holds(self.quote(chosen[0].span), question, near=False):
-            speaker = self._speaker(best_row, set(terms(self.quote(chosen[0].span))), question)
+            speaker = self.speaker(best_row, set(terms(self.quote(chosen[0].span))), question)
             if speaker is not None and self._fits(chosen, speaker):
                 chosen.append(ScoredSpan(speaker, best_score))
         return Selection(retrieved, sorted(chosen, key=lambda s: (s.span.source, s.span.start)), ranked,
@@ -151,9 +165,39 @@ class SpanSelector:
         rows = np.fromiter(chunk_score, dtype=np.int64)
         dense = (self.vectors[rows].astype(np.float32) @ retrieved.vector).tolist() if len(rows) else []
         found = [Found(row, similarity, overlap.of(self.terms(row), self.terms_before(row)),
-                       chunk_score[row])
+                       chunk_score[row], self.expected(row, question), *form(self.quote(self.sentences.span(row))))
                  for row, similarity in zip(rows.tolist(), dense, strict=True)]
-        return Evidence(retrieved, question, overlap, found)
+        return Evidence(retrieved, question, overlap, found, self._unmatched(overlap.question, retrieved.expansions))
+
+    def missing(self, evidence: Evidence, row: int) -> float:
+        """The weight of the rarest question word that neither the sentence, the sentences before, nor a like word
+        there holds, over the rarest question word's weight. A near miss ("How much did the robot cost?" where the
+        text names the robot, never a cost) leaves out one rare word."""
+        weights = evidence.overlap.question
+        if not weights:
+            return 0.0
+        expansions = evidence.retrieved.expansions
+        held = self.terms(row) | self.terms_before(row)
+        absent = [w for t, w in weights.items()
+                  if t not in held and not any(near in held for near, _ in expansions.get(t, []))]
+        return max(absent, default=0.0) / max(weights.values())
+
+    def absent(self, evidence: Evidence) -> list[str]:
+        """The names the question asks about (capitalized runs, `qa.question.names`) that no indexed document holds
+        a word of, nor a word at all like one: "Who finished the Quillon observatory?" over texts that never name a
+        Quillon. Nothing the documents hold answers a question about something they never name. (The thing counted
+        or named, "How much uranium…", was tried too: on the decision documents it turned away paraphrased
+        answerable questions, "pitches" for "headline ideas", and caught no unanswerable one.)"""
+        likeness = evidence.retrieved.likeness
+        return [name for name in names(evidence.question.text)
+                if (found := terms(name)) and not any(self.frequency.get(t) or likeness.get(t, 0.0) >= NAME_LIKENESS
+                                                      for t in found)]
+
+    def _unmatched(self, weights: dict[str, float], expansions: dict[str, list[tuple[str, float]]]) -> float:
+        """How much of the question is about something no document names: "uranium" where nothing is like it."""
+        total = sum(weights.values())
+        absent = sum(w for t, w in weights.items() if not self.frequency.get(t) and not expansions.get(t))
+        return absent / total if total else 0.0
 
     def _focused(self, retrieved: Retrieved) -> Question:
         """The question with its focus in the documents' words too: "troops" also looks for "soldiers".
@@ -172,13 +216,13 @@ class SpanSelector:
     def _candidates(self, evidence: Evidence) -> list[tuple[int, float]]:
         scored = []
         for found in evidence.found:
-            expected = self._expected(found.row, evidence.question)
+            expected = found.expected
             if expected is not None:
                 scored.append((found.row, self.w.dense * found.dense + self.w.overlap * found.overlap
                                + self.w.expected * expected * found.overlap + self.w.chunk * found.chunk))
         return scored
 
-    def _expected(self, row: int, question: Question) -> float | None:
+    def expected(self, row: int, question: Question) -> float | None:
         """How well the sentence holds what the question asks for (1 best); None when it cannot answer.
 
         A count, a date or a place must be in the sentence itself, beside what it is about; a person may be in the
@@ -226,7 +270,7 @@ class SpanSelector:
                 best = (rank, Span(sentence.span.source, offset + start, offset + end))
         return best[1] if best else sentence.span
 
-    def _speaker(self, row: int, answer_terms: set[str], question: Question) -> Span | None:
+    def speaker(self, row: int, answer_terms: set[str], question: Question) -> Span | None:
         """For a "who" answer that names no one ("The spokeswoman described…"): the shortest clause of the two
         sentences before that names someone and shares a word with it ("spokeswoman Anne-Claire Legendre")."""
         this = self.sentences[row].span
@@ -241,6 +285,19 @@ class SpanSelector:
                 _, start, end = min(windows)
                 return Span(span.source, span.start + start, span.start + end)
         return None
+
+    def turn_speaker(self, row: int) -> Span | None:
+        """In a transcript (a document whose paragraphs open with "Name: " at least MIN_TURN_LABELS times), the
+        name of whoever speaks the sentence: the nearest label at or before it. None outside transcripts."""
+        span = self.sentences.span(row)
+        labels = self._labels.get(span.source)
+        if labels is None:
+            if len(self._labels) >= LABEL_CACHE:
+                self._labels.clear()
+            found = [Span(span.source, *m.span(1)) for m in _TURN_LABEL.finditer(self.texts.get(span.source, ""))]
+            labels = self._labels[span.source] = found if len(found) >= MIN_TURN_LABELS else []
+        before = [label for label in labels if label.start <= span.start]
+        return before[-1] if before else None
 
     def _fits(self, chosen: list[ScoredSpan], span: Span) -> bool:
         overlaps = any(c.span.source == span.source and c.span.start < span.end and span.start < c.span.end
@@ -275,6 +332,12 @@ class Overlap:
         near = max((similarity for t, similarity in self.expansions.get(term, []) if t in sentence_terms),
                    default=0.0)
         return max(near, BEFORE_WEIGHT if term in before else 0.0)
+
+
+def form(sentence: str) -> tuple[bool, bool]:
+    """Whether a sentence asks a question, and whether it is a heading (no closing punctuation at all)."""
+    end = sentence.rstrip().rstrip(_CLOSING_QUOTES)
+    return end.endswith("?"), not end.endswith(_SENTENCE_ENDS)
 
 
 def clause_windows(text: str, max_chars: int) -> list[tuple[int, int]]:

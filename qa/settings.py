@@ -17,8 +17,9 @@ class AnsweringSettings(BaseSettings):
     model_config = FROM_ENVIRONMENT
 
     top_k: int = Field(6, ge=1, le=50, description="Chunks handed from retrieval to span selection.")
-    selector: Literal["rules", "learned"] = Field(
-        "rules", description="rules (hand-weighted cues) or learned (the reader trained by `citeqa train`, on trial).")
+    selector: Literal["learned", "rules"] = Field(
+        "learned", description="learned (the reader and the decision `citeqa train` fits, trained across genres) or "
+        "rules (hand-weighted cues: still better on the seed article's own dev questions, worse elsewhere).")
     reader_dir: Path | None = Field(None, description="A reader from `citeqa train --out`; default: the shipped one.")
     answerer: Literal["extractive", "local", "openai"] = Field(
         "extractive", description="extractive (no language model), local (llama.cpp in process) or openai.")

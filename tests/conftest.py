@@ -187,13 +187,13 @@ def seed_store(tmp_path_factory, embeddings) -> IndexStore:
 
 @pytest.fixture(scope="session")
 def seed_qa(seed_store) -> CitedQA:
-    """The chain over the seed article with the default (rule-based) selector."""
-    return CitedQA(seed_store, AnsweringSettings())
+    """The chain over the seed article with the rule-based selector (tests of the rules' own cues)."""
+    return CitedQA(seed_store, AnsweringSettings(selector="rules"))
 
 
 @pytest.fixture(scope="session")
 def seed_learned_qa(seed_store) -> CitedQA:
-    """The same chain with the learned selector (the shipped reader), on trial beside the rules."""
+    """The same chain with the learned selector (the default: the shipped reader and decision)."""
     return CitedQA(seed_store, AnsweringSettings(selector="learned"))
 
 

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from qa.split import PARTS
 from ui.settings import Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
@@ -19,6 +20,7 @@ EXAMPLES = """examples:
   citeqa ask "How many French soldiers are in Niger?"
   citeqa ask "What did he say about Tchiani?" --history chat.json --json
   citeqa eval ../shared/eval/qa-dev.jsonl --docs seeds
+  citeqa eval ../shared/train/gum/qa-*.jsonl --docs ../shared/train/gum/docs --split measure --by genre
   citeqa train                       rebuild the shipped reader from ../shared/train
   citeqa serve --port 7860
   CITEQA_CHROMA_URL=http://127.0.0.1:8000 citeqa serve --workers 2   (over `chroma run`)
@@ -46,11 +48,17 @@ def parser() -> argparse.ArgumentParser:
                      help='earlier turns as JSON: [{"role": "user"|"assistant", "content": "..."}]')
 
     evaluate = commands.add_parser("eval", help="score a gold question file (JSON lines)")
-    evaluate.add_argument("qa_file", type=Path, metavar="QA.jsonl")
+    evaluate.add_argument("qa_files", type=Path, nargs="+", metavar="QA.jsonl",
+                          help="gold question files (one or more, scored together)")
     evaluate.add_argument("--docs", type=Path, metavar="DIR",
                           help="index DIR into a separate evaluation store first (default: the current index)")
     evaluate.add_argument("--doc", action="append", metavar="NAME",
                           help="only the questions about this document (repeatable), e.g. a measuring split")
+    evaluate.add_argument("--split", choices=PARTS, metavar="PART",
+                          help="only the questions about documents of this part of the fixed training split: "
+                          f"{', '.join(PARTS)} (`citeqa train`'s; measure is never tuned on)")
+    evaluate.add_argument("--by", choices=("kind", "genre", "doc"),
+                          help="also print a line per question kind, per genre or per document")
     evaluate.add_argument("--show", action="store_true", help="print every answer")
 
     learn = commands.add_parser(
@@ -160,9 +168,16 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from index.store import IncompatibleIndex, open_store
     from qa.chain import build
     from qa.evaluate import load_cases, score, separate_store
+    from qa.split import genre_of, parts_of
 
     try:
-        cases = [c for c in load_cases(args.qa_file) if not args.doc or c.get("doc") in args.doc]
+        cases = [c for path in args.qa_files for c in load_cases(path)]
+        parts = parts_of([str(c.get("doc", "")) for c in cases]) if args.split else {}
+        cases = [{**c, "genre": c.get("genre") or genre_of(str(c.get("doc", "")))} for c in cases
+                 if (not args.doc or c.get("doc") in args.doc)
+                 and (not args.split or parts.get(Path(str(c.get("doc", ""))).name) == args.split)]
+        if not cases:
+            return fail("no questions left to score (check --doc / --split)")
         if args.docs:
             settings = separate_store(settings, args.docs)
             store = open_store(settings.index)
@@ -172,13 +187,15 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             qa = build(settings)
     except (OSError, ValueError, IngestError, IncompatibleIndex) as error:
         return fail(str(error))
-    report, answers = score(qa, cases, qa.texts)
+    report, answers, groups = score(qa, cases, qa.texts, by=args.by)
     if args.show:
         for case, answer in answers:
             print(json.dumps({"id": case.get("id"), "question": case["question"], "reply": answer.to_dict()},
                              ensure_ascii=False))
     for miss in report.misses:
         print(f"miss {miss}")
+    for value, group in groups.items():
+        print(f"{args.by} {value}: {group.summary()}")
     print(report.summary())
     return 1 if report.not_verbatim else 0
 
@@ -188,8 +205,8 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     from qa.reader import READER_DIR
     from qa.train import TrainConfig, train
 
-    if not (args.data / "docs").is_dir():
-        return fail(f"no training data in {args.data}: it needs docs/ and qa.jsonl (see ../shared/train)")
+    if not ((args.data / "docs").is_dir() or (args.data / "gum" / "docs").is_dir()):
+        return fail(f"no training data in {args.data}: it needs docs/ with qa.jsonl, or gum/ (see ../shared/train)")
     if args.reader_from and not (args.reader_from / "model.onnx").is_file():
         return fail(f"no model.onnx in {args.reader_from}: `python -m qa.finetune` writes one")
     chosen = {k: v for k, v in {"questions": args.questions, "lessons_only": args.lessons_only,

@@ -96,7 +96,7 @@ def test_bad_questions_are_refused(seed_qa, question):
 
 @pytest.mark.skipif(not SHARED_EVAL.exists(), reason="shared eval set not beside the checkout")
 def test_every_answer_the_eval_produces_is_verbatim(seed_qa):
-    report, answers = score(seed_qa, load_cases(SHARED_EVAL), seed_qa.texts, warmup=0)
+    report, answers, _ = score(seed_qa, load_cases(SHARED_EVAL), seed_qa.texts, warmup=0)
     assert report.not_verbatim == 0
     for _, answer in answers:
         for c in answer.citations:

@@ -10,7 +10,7 @@ from index.spans import Span
 from index.store import IndexStore
 from qa.answer import NOT_IN_DOCUMENTS, Answer
 from qa.chain import CitedQA
-from qa.compose import as_answer, compose
+from qa.compose import SHORT_JOINER, as_answer, compose
 from qa.question import read
 from qa.retrieve import Query, Retrieved
 from qa.select import ScoredSpan, Selection
@@ -102,6 +102,12 @@ def test_the_short_answer_is_the_exact_words_inside_its_citation():
     assert compose(selected(span("bridge.txt", "May 1932")), TEXTS).short_answer is None
 
 
+def test_an_answer_with_a_short_answer_leads_with_it_then_gives_each_quote_once():
+    answer = compose(selected(span("bridge.txt", "The Tern Bridge opened in May 1932."),
+                              short=span("bridge.txt", "May 1932")), TEXTS)
+    assert answer.answer == "May 1932 \u2014 The Tern Bridge opened in May 1932. [1]"
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, embeddings) -> IndexStore:
     return small_index(tmp_path_factory, embeddings, TEXTS, "compose")
@@ -115,10 +121,13 @@ def qa(request, store) -> CitedQA:
 @pytest.mark.parametrize("question", ["When did the Tern Bridge open?", "How many fishing boats does the harbour "
                                       "shelter?", "Who designed the bridge?", "How many clocks does the museum hold?"])
 def test_what_either_selector_chooses_composes_into_a_verbatim_answer(qa, question):
-    """From a real selection: the answer is its quotes and nothing else, each citation is an exact slice of its
-    text, a short answer (the learned reader marks one) lies inside a citation, and `verify` changes nothing."""
+    """From a real selection: the answer is its short answer (the learned reader marks one) and its quotes and
+    nothing else, each citation is an exact slice of its text, the short answer lies inside a citation, and `verify`
+    changes nothing."""
     answer = compose(qa.selection.invoke(qa.retrieval.invoke({"question": question, "history": []})), qa.texts)
-    assert answer.grounded and pieces(answer) == [as_answer(c.quote) for c in answer.citations]
+    lead = answer.short_answer.text + SHORT_JOINER if answer.short_answer else ""
+    assert answer.grounded and pieces(answer) == [lead + as_answer(c.quote) if c.id == 1 else as_answer(c.quote)
+                                                  for c in answer.citations]
     assert all(c.quote == TEXTS[c.source][c.start:c.end] for c in answer.citations)
     assert answer.short_answer is not None or qa.settings.selector == "rules"
     assert answer.short_answer is None or answer.short_answer.inside(answer.citations)

@@ -4,31 +4,43 @@ import pytest
 
 from index.spans import Span
 from qa.chain import CitedQA
-from qa.learned import ANSWERABLE_FEATURES, MAX_QUOTE_CHARS, LearnedSelector, quote_around
+from qa.learned import (
+    ANSWERABLE_FEATURES,
+    FIRST_STAGE_FEATURES,
+    MAX_QUOTE_CHARS,
+    RANKER_FEATURES,
+    LearnedSelector,
+    StaleReader,
+    quote_around,
+    said_before,
+)
 from qa.reader import Candidate, Reading
 from qa.settings import AnsweringSettings
 from tests.conftest import small_index
 
 TEXT = ("The bridge opened in May 1932 after six years of work. It is 40 km long and carries a railway.\n\n"
         "Its designer was Ada Brunel, an engineer from Bristol. She later built the harbour at Tern.")
-CARD = {"read": 4, "first_stage": {"weights": [1.0, 1.0, 0.5], "bias": 0.0},
-        "ranker": {"weights": [0.0, 1.0, 0.0], "bias": 0.0},  # rank by the stand-in's relevance alone
+CARD = {"read": 4, "first_stage": {"weights": [1.0, 1.0, 0.5] + [0.0] * (len(FIRST_STAGE_FEATURES) - 3), "bias": 0.0},
+        "ranker": {"weights": [0.0, 1.0] + [0.0] * (len(RANKER_FEATURES) - 2), "bias": 0.0},  # the relevance alone
         "answerable": {"weights": [1.0] + [0.0] * (len(ANSWERABLE_FEATURES) - 1),  # the best rank alone
                        "bias": 0.0, "threshold": 0.5}}
 
 
 class StandIn:
-    """Finds `answer` in a candidate and calls that one relevant (logit +4), every other one not (-4)."""
+    """Finds `answer` in a candidate and calls that one relevant (logit +4), every other one not (-4); each of
+    `also` found instead is relevant too, a little less (+3)."""
 
-    card = CARD
-
-    def __init__(self, answer: str):
-        self.answer, self.questions = answer, []
+    def __init__(self, answer: str, card: dict = CARD, also: tuple[str, ...] = ()):
+        self.answers, self.questions, self.card = [answer, *also] if answer else [], [], card
 
     def read(self, question: str, candidates: list[Candidate]) -> list[Reading]:
         self.questions.append(question)
-        found = [c.sentence.find(self.answer) if self.answer else -1 for c in candidates]
-        return [Reading(4.0 if at >= 0 else -4.0, 1.0, max(at, 0), max(at, 0) + len(self.answer)) for at in found]
+        readings = []
+        for c in candidates:
+            rank, answer = next(((i, a) for i, a in enumerate(self.answers) if a in c.sentence), (None, ""))
+            at = c.sentence.find(answer) if answer else 0
+            readings.append(Reading(-4.0 if rank is None else 4.0 - min(rank, 1), 1.0, at, at + len(answer)))
+        return readings
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +89,50 @@ def test_a_long_sentence_is_cut_to_the_clauses_around_the_short_answer():
     quote = quote_around(text, sentence, Span("a.txt", at, at + 2))
     assert quote.start <= at and at + 2 <= quote.end and quote.end - quote.start <= MAX_QUOTE_CHARS
     assert quote_around("Short.", Span("a.txt", 0, 6), Span("a.txt", 0, 5)) == Span("a.txt", 0, 6)
+
+
+def test_a_follow_up_is_not_answered_with_the_sentence_its_previous_answer_gave(small_qa):
+    """Both sentences about the designer answer, the one already quoted best; the other one is given."""
+    reader = StandIn("She later", also=("Ada Brunel",))
+    question = "What did Ada Brunel, the designer, build?"
+    first = select(small_qa, reader, question)
+    said = TEXT[first.spans[0].span.start:first.spans[0].span.end]
+    assert said == "She later built the harbour at Tern."
+    history = [{"role": "user", "content": question}, {"role": "assistant", "content": f"{said} [1]"}]
+    again = select(small_qa, reader, "What else did she build?", history)
+    assert TEXT[again.spans[0].span.start:again.spans[0].span.end] == \
+        "Its designer was Ada Brunel, an engineer from Bristol."
+    alone = select(small_qa, StandIn("She later"), "What else did she build?", history)
+    assert TEXT[alone.spans[0].span.start:alone.spans[0].span.end] == said  # nothing else answers: said again
+
+
+@pytest.mark.parametrize(("sentence", "previous", "said"), [
+    ("She later built the harbour at Tern.", "She later built the harbour at Tern. [1]", True),
+    ("She later built the harbour at Tern.", "Tern \u2014 She later built the harbour at Tern. [1]", True),
+    ("It is 40 km long and carries a railway.", "40 km \u2014 It is 40 km long [1]", False),  # a piece under 20 chars
+    ("It is 40 km long, and it carries a railway over the Ouse.", "It carries a railway over the Ouse. [1]", True),
+    ("Its designer was Ada Brunel.", "", False),
+])
+def test_a_sentence_counts_as_said_when_a_quoted_piece_of_the_previous_answer_is_in_it(sentence, previous, said):
+    assert said_before(sentence, previous) is said
+
+
+def test_a_card_written_for_other_features_is_refused_with_what_to_do(small_qa):
+    stale = {**CARD, "first_stage": {"weights": [1.0, 1.0, 0.5], "bias": 0.0}}
+    with pytest.raises(StaleReader, match="citeqa train"):
+        LearnedSelector(small_qa_table(small_qa), StandIn("x", stale))
+
+
+def test_a_why_question_quotes_the_run_of_consecutive_sentences_that_answer(small_qa):
+    reader = StandIn("Its designer", also=("She later",))
+    run = "Its designer was Ada Brunel, an engineer from Bristol. She later built the harbour at Tern."
+    why = select(small_qa, reader, "Why is Ada Brunel remembered in Tern?")
+    assert [TEXT[s.span.start:s.span.end] for s in why.spans] == [run]
+    factoid = select(small_qa, reader, "What was the designer's name?")
+    assert [TEXT[s.span.start:s.span.end] for s in factoid.spans] == [run.split(" She")[0]]  # never lengthened
+
+
+def test_a_passage_never_runs_over_a_paragraph_break(small_qa):
+    reader = StandIn("It is 40 km", also=("Its designer",))
+    why = select(small_qa, reader, "Why was the bridge built so long?")
+    assert [TEXT[s.span.start:s.span.end] for s in why.spans] == ["It is 40 km long and carries a railway."]

@@ -5,7 +5,7 @@ import pytest
 
 from qa.chain import CitedQA
 from qa.question import Expect, read
-from qa.select import ScoredSpan, Selection, SpanSelector, Weights, clause_windows
+from qa.select import ScoredSpan, Selection, SpanSelector, Weights, clause_windows, form
 from qa.settings import AnsweringSettings
 from tests.conftest import small_index
 
@@ -137,3 +137,45 @@ def test_every_span_is_an_exact_slice_inside_one_sentence_of_one_source(qa, ques
         quote = TEXTS[span.source][span.start:span.end]
         assert quote and quote == quote.strip()
         assert any(s.source == span.source and s.start <= span.start and span.end <= s.end for s in sentences)
+
+
+INTERVIEW = ("Wikinews: What got you interested in ants?\n\n"
+             "Nick Bos: A studymate and I kept many animals. The ants were the most fun.\n\n"
+             "They never stopped working, even at night.\n\n"
+             "Wikinews: Where did you study?\n\n"
+             "Nick Bos: In Copenhagen.")
+
+
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory, embeddings) -> SpanSelector:
+    store = small_index(tmp_path_factory, embeddings, {"interview.txt": INTERVIEW, "bridge.txt": BRIDGE}, "turns")
+    return SpanSelector(CitedQA(store, AnsweringSettings(selector="rules")).snapshot)
+
+
+@pytest.mark.parametrize(("sentence", "speaker"), [
+    ("They never stopped working, even at night.", "Nick Bos"),  # a later paragraph of Bos's turn
+    ("The ants were the most fun.", "Nick Bos"),
+    ("Where did you study?", "Wikinews"),
+])
+def test_in_a_transcript_each_sentence_is_said_by_the_nearest_turn_label_before_it(transcript, sentence, speaker):
+    at = INTERVIEW.index(sentence)
+    row = next(r for r in range(len(transcript.sentences)) if transcript.sentences.span(r).source == "interview.txt"
+               and transcript.sentences.span(r).start <= at < transcript.sentences.span(r).end)
+    label = transcript.turn_speaker(row)
+    assert label is not None and INTERVIEW[label.start:label.end] == speaker
+
+
+def test_outside_a_transcript_no_one_speaks_a_turn(transcript):
+    row = transcript.sentences.row("bridge.txt", BRIDGE.index("Its designer"))
+    assert transcript.turn_speaker(row) is None
+
+
+@pytest.mark.parametrize(("sentence", "asks", "heading"), [
+    ("Where did you study?", True, False),
+    ("\u201cWill it last?\u201d", True, False),
+    ("How The Onion writes an issue", False, True),
+    ("Nick Bos: In Copenhagen.", False, False),
+    ("\u201cIt will last,\u201d she said.", False, False),
+])
+def test_a_sentence_that_asks_or_heads_a_section_is_told_apart(sentence, asks, heading):
+    assert form(sentence) == (asks, heading)

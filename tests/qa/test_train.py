@@ -36,12 +36,29 @@ def gold_file(folder):
     (folder / "qa.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
 
 
+NEWS = "news-ferry.txt", "The island ferry sank on Tuesday. All 40 passengers were rescued by fishermen."
+
+
+def gum_folder(data):
+    """A GUM-shaped genre of one document (it lands in the measuring part: each genre measures at least 3)."""
+    name, text = NEWS
+    (data / "gum" / "docs").mkdir(parents=True)
+    (data / "gum" / "docs" / name).write_text(text, encoding="utf-8")
+    start = text.index("40")
+    questions = [{"id": "n0", "doc": name, "kind": "number", "question": "How many passengers were rescued?",
+                  "history": [], "answers": ["40"], "answer_spans": [[start, start + 2]], "unanswerable": False},
+                 {"id": "n1", "doc": name, "kind": "unanswerable", "question": "Who owned the ferry?",
+                  "history": [], "answers": [], "answer_spans": [], "unanswerable": True}]
+    (data / "gum" / "qa-news.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+
+
 def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
     data = tmp_path / "train"
     (data / "docs").mkdir(parents=True)
     for name, text in DOCS.items():
         (data / "docs" / name).write_text(text, encoding="utf-8")
     gold_file(data)
+    gum_folder(data)
     config = TrainConfig(data, tmp_path / "reader", Recipe(batch=4, epochs=1), measure=("birds.txt",),
                          calibrate=("metals.txt",))
     said = []
@@ -50,9 +67,12 @@ def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
     assert {p.name for p in config.out.iterdir()} == {"model.onnx", "reader.json", "tokenizer.json", "MODEL_CARD.md"}
     assert json.loads((config.out / "reader.json").read_text()) == json.loads(json.dumps(card))
     assert 0.0 < card["answerable"]["threshold"] < 1.0 and len(card["curve"]) > 5
-    assert set(card["measured"]) >= {"cited", "abstain_ok", "false_abstain", "sa_em", "sa_f1"}
+    assert set(card["measured"]) == {"wikipedia", "news"}
+    assert all(set(m) >= {"cited", "abstain_ok", "false_abstain", "sa_em", "sa_f1"} for m in card["measured"].values())
+    assert card["measured"]["news"]["documents"] == ["news-ferry.txt"]
     assert any(line.startswith("learning: step") for line in said)
-    assert any(line.startswith("measured on 1 articles never learned from") for line in said)
+    assert any(line.startswith("measured on wikipedia documents never learned from") for line in said)
+    assert "| news |" in (config.out / "MODEL_CARD.md").read_text()
 
     sentence = "It flows 1,230 km to the North Sea."
     readings = Reader(config.out).read("How long is the Rhine?", [Candidate(sentence)])
