@@ -17,7 +17,7 @@ from index.text import terms
 from qa.question import Expect, wants_passage
 from qa.reader import Candidate, Reader, Reading
 from qa.retrieve import Retrieved
-from qa.select import Evidence, Found, ScoredSpan, Selection, SpanSelector, clause_windows, holds
+from qa.select import Evidence, Found, ScoredSpan, Selection, SpanSelector, clause_windows, form, holds
 
 # What each learned linear model reads, in the order of its weights in reader.json: the reader's verdicts beside
 # the cues the hand-weighted rules read (`SpanSelector.expected`: does the sentence hold the kind of thing asked
@@ -141,6 +141,9 @@ class LearnedSelector:
         if chance < self.threshold:
             return Selection(retrieved, [], ranked, floor=RELEVANT)
         best, reading = shortlist[order[0]].row, readings[order[0]]
+        reply = self.reply_to(best) if shortlist[order[0]].asks else None
+        if reply is not None:  # an interviewer's question answers nothing: the reply after it does
+            best, reading = reply, self.reader.read(reader_question(retrieved), [self.candidate(reply)])[0]
         sentence = self.table.sentences[best].span
         short = Span(sentence.source, sentence.start + reading.start, sentence.start + reading.end)
         answering = {shortlist[i].row for i in order if sigmoid(float(rank[i])) >= RELEVANT}
@@ -155,6 +158,14 @@ class LearnedSelector:
                 spans.insert(0, ScoredSpan(speaker, chance))  # who said it, named before the quote
                 short = speaker if turn else short
         return Selection(retrieved, spans, ranked, short if short.end > short.start else None, RELEVANT)
+
+    def reply_to(self, row: int) -> int | None:
+        """The sentence right after a question in the same source, when it is not itself a question: in an
+        interview or a FAQ, the answer to it."""
+        following = row + 1
+        if not self.joined(row, following, across_paragraphs=True):
+            return None
+        return None if form(self.table.quote(self.table.sentences.span(following)))[0] else following
 
     def passage(self, best: int, answering: set[int]) -> Span:
         """The best sentence joined with the neighbours that answer too (one paragraph, PASSAGE_SENTENCES at
@@ -171,13 +182,14 @@ class LearnedSelector:
         start, end = sentences.span(first), sentences.span(last)
         return Span(start.source, start.start, end.end) if first != last else start
 
-    def joined(self, row: int, following: int) -> bool:
-        """Whether two rows are consecutive sentences of one paragraph."""
+    def joined(self, row: int, following: int, across_paragraphs: bool = False) -> bool:
+        """Whether two rows are consecutive sentences of one paragraph (of one source, `across_paragraphs`)."""
         sentences = self.table.sentences
         if following >= len(sentences) or row < 0:
             return False
         one, two = sentences.span(row), sentences.span(following)
-        return one.source == two.source and "\n\n" not in self.table.texts[one.source][one.end:two.start]
+        return one.source == two.source and (
+            across_paragraphs or "\n\n" not in self.table.texts[one.source][one.end:two.start])
 
 
 def said_before(sentence: str, previous: str) -> bool:

@@ -136,3 +136,17 @@ def test_a_passage_never_runs_over_a_paragraph_break(small_qa):
     reader = StandIn("It is 40 km", also=("Its designer",))
     why = select(small_qa, reader, "Why was the bridge built so long?")
     assert [TEXT[s.span.start:s.span.end] for s in why.spans] == ["It is 40 km long and carries a railway."]
+
+
+INTERVIEW = ("Wikinews: Do you think the bridge at Tern will last?\n\n"
+             "Ada Brunel: It will stand for a century, if the town paints it.")
+
+
+def test_an_interviewers_question_is_answered_by_the_reply_after_it(tmp_path_factory, embeddings):
+    store = small_index(tmp_path_factory, embeddings, {"interview.txt": INTERVIEW}, "interview")
+    qa = CitedQA(store, AnsweringSettings(selector="rules"))
+    selector = LearnedSelector(small_qa_table(qa), StandIn("Do you think"))
+    selection = selector.run(qa.retrieval.invoke({"question": "Does Brunel think the bridge at Tern will last?",
+                                                  "history": []}))
+    quote = selection.spans[-1].span
+    assert INTERVIEW[quote.start:quote.end] == "Ada Brunel: It will stand for a century, if the town paints it."
