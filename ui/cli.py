@@ -64,12 +64,15 @@ def parser() -> argparse.ArgumentParser:
     learn = commands.add_parser(
         "train", help="train the answer reader from labelled questions (hours on 2 cores; minutes with a GPU)",
         description="Builds the reader (a MiniLM cross-encoder with a short-answer head) from SQuAD-style "
-        "questions, fits when to abstain on calibration articles, and prints figures on articles it never saw.")
+        "questions, fits the decision around it (first stage, ranker, when to abstain) across genres, and prints "
+        "per-genre figures on documents it never saw. `--reader-from qa/reader` refits the decision alone (~10 "
+        "minutes on 2 cores).")
     learn.add_argument("--data", type=Path, default=Path("../shared/train"), metavar="DIR",
-                       help="docs/ and qa.jsonl / qa-v1.jsonl (default: ../shared/train)")
+                       help="docs/ with qa.jsonl / qa-v1.jsonl, and gum/ (default: ../shared/train)")
     learn.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="where the reader goes (default: the shipped one, qa/reader)")
-    learn.add_argument("--questions", type=int, help="learning questions sampled (default: all of them)")
+    learn.add_argument("--questions", type=int,
+                       help="SQuAD learning questions sampled (default: all of them; GUM's are always all taken)")
     learn.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
     learn.add_argument("--lessons-only", type=Path, metavar="FILE",
                        help="write the learning lessons to FILE (.jsonl.gz) and stop: fine-tune them elsewhere "
