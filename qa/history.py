@@ -58,6 +58,6 @@ def follow_up_context(question: str, history: list[Turn]) -> str:
     if not history or not is_follow_up(question):
         return ""
     last_user = next((clean(t.content) for t in reversed(history) if t.role == "user"), "")
-    last_answer = next((t.content for t in reversed(history) if t.role == "assistant"), "")
+    last_answer = previous_answer(question, history)
     mentioned = [n for n in names(last_answer) if n not in question and n not in last_user]
     return " ".join([last_user, *dict.fromkeys(mentioned)])[:MAX_CONTEXT_CHARS]

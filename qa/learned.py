@@ -14,6 +14,7 @@ import numpy as np
 
 from index.spans import Span
 from index.text import terms
+from qa.compose import SHORT_JOINER
 from qa.question import Expect, wants_passage
 from qa.reader import Candidate, Reader, Reading
 from qa.retrieve import Retrieved
@@ -93,7 +94,7 @@ def answerable_features(rank: np.ndarray, readings: list[Reading], first: list[f
                         shortlist: list[Found], evidence: Evidence, table: SpanSelector) -> np.ndarray:
     """The best sentence against the runner-up (a question many sentences half-answer is often unanswerable), how
     much of the question the sentences hold at all (a question about something the documents never name), whether
-    the best one holds the kind of thing asked for, and what of the question it and its document leave out."""
+    the best one holds the kind of thing asked for, and the rarest question word it leaves out."""
     order = np.argsort(-rank, kind="stable")
     best = order[0]
     second = rank[order[1]] if len(order) > 1 else rank[best] - 10.0
@@ -134,9 +135,10 @@ class LearnedSelector:
         rank = self.ranker.logit(ranker_features(readings, first, shortlist))
         chance = float(self.answerable.probability(answerable_features(rank, readings, first, shortlist, evidence,
                                                                         self.table)))
-        order = not_again(np.argsort(-rank, kind="stable").tolist(), rank,
-                          [self.table.quote(self.table.sentences[f.row].span) for f in shortlist],
-                          retrieved.query.previous)
+        order = np.argsort(-rank, kind="stable").tolist()
+        if retrieved.query.previous:
+            order = not_again(order, rank, [self.table.quote(self.table.sentences[f.row].span) for f in shortlist],
+                              retrieved.query.previous)
         ranked = [ScoredSpan(self.table.sentences[shortlist[i].row].span, sigmoid(float(rank[i]))) for i in order]
         if chance < self.threshold:
             return Selection(retrieved, [], ranked, floor=RELEVANT)
@@ -195,15 +197,13 @@ class LearnedSelector:
 def said_before(sentence: str, previous: str) -> bool:
     """Whether the previous answer already quoted this sentence (whole, or a clause of it)."""
     folded = " ".join(sentence.split()).casefold()
-    pieces = [" ".join(p.split()).casefold() for p in re.split(r"\[\d+\]|\u2014", previous)]
+    pieces = [" ".join(p.split()).casefold() for p in re.split(rf"\[\d+\]|{re.escape(SHORT_JOINER.strip())}", previous)]
     return any(len(p) >= SAID_MIN_CHARS and (p in folded or folded in p) for p in pieces)
 
 
 def not_again(order: list[int], rank: np.ndarray, sentences: list[str], previous: str) -> list[int]:
     """A follow-up's ranking with the sentences its previous answer gave moved last, when another one answers:
     "What did she say about that?" wants what she said next, not the quote just read."""
-    if not previous:
-        return order
     again = [i for i in order if said_before(sentences[i], previous)]
     fresh = [i for i in order if i not in again]
     return fresh + again if fresh and sigmoid(float(rank[fresh[0]])) >= RELEVANT else order

@@ -19,7 +19,7 @@ import shutil
 import time
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from qa.learned import (
     reader_question,
 )
 from qa.reader import Reader, Reading
+from qa.retrieve import Retrieved
 from qa.select import Evidence, Found, SpanSelector
 from qa.settings import Settings
 from qa.split import SQUAD_CALIBRATE, SQUAD_MEASURE, collections
@@ -111,8 +112,8 @@ class Read:
 
 
 @dataclass(frozen=True)
-class Collection:
-    """An indexed collection: its chain (rules, for retrieval) and the table its sentences are read from."""
+class Indexed:
+    """A collection indexed: its chain (rules, for retrieval) and the table its sentences are read from."""
 
     qa: CitedQA
     table: SpanSelector
@@ -148,8 +149,8 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
         f"questions ({time.perf_counter() - started:.0f} s)")
     fitted = [c for c in learning if c.rows]
     first_stage = fit_linear(np.vstack([c.features for c in fitted]), np.concatenate([c.gold for c in fitted]),
-                             config.recipe.seed, np.concatenate([genre_weights([c.genre for c in fitted])[i]
-                                                                 * np.ones(len(c.rows)) for i, c in enumerate(fitted)]))
+                             config.recipe.seed, np.repeat(genre_weights([c.genre for c in fitted]),
+                                                           [len(c.rows) for c in fitted]))
     say(f"first stage: weights {named(FIRST_STAGE_FEATURES, first_stage)}")
     card = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "seed": config.recipe.seed, "read": config.read,
             "first_stage": first_stage, "ranker": {"weights": [1.0] + [0.0] * (len(RANKER_FEATURES) - 1), "bias": 0.0},
@@ -169,12 +170,11 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     if config.reader_from:
         say(f"reader: fine-tuned elsewhere, taken from {config.reader_from}")
         earlier = config.reader_from / "reader.json"
-        card["fine_tuned"] = (json.loads(earlier.read_text(encoding="utf-8")).get("fine_tuned", "elsewhere")
-                              if earlier.is_file() else "elsewhere")
+        earlier_card = json.loads(earlier.read_text(encoding="utf-8")) if earlier.is_file() else {}
+        card["fine_tuned"] = earlier_card.get("fine_tuned", "elsewhere")
         if (config.reader_from / "device.txt").is_file():
             card["fine_tuned"] = f"elsewhere ({(config.reader_from / 'device.txt').read_text().strip()})"
-        card["lessons"] = (json.loads(earlier.read_text(encoding="utf-8")).get("lessons")
-                           if earlier.is_file() else None)
+        card["lessons"] = earlier_card.get("lessons")
         config.out.mkdir(parents=True, exist_ok=True)
         for name in ("model.onnx", "tokenizer.json"):
             if (config.reader_from / name).resolve() != (config.out / name).resolve():
@@ -188,7 +188,7 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     reader = Reader(config.out)
 
     selector_of = {name: LearnedSelector(c.table, reader, threshold=0.0) for name, c in indexed.items()}
-    reads = read_all(indexed, selector_of, gather(indexed, deciding, say))
+    reads = read_all(indexed, selector_of, deciding, say)
     card["ranker"], card["answerable"], card["curve"] = calibrate(reads, config.recipe.seed, say)
     write_card(config.out, card)
 
@@ -217,38 +217,48 @@ def named(names: tuple[str, ...], model: dict) -> dict[str, float]:
     return dict(zip(names, model["weights"], strict=True))
 
 
-def training_index(docs: Path, settings: Settings, say: Callable[[str], None]) -> Collection:
+def training_index(docs: Path, settings: Settings, say: Callable[[str], None]) -> Indexed:
     """A collection's documents indexed together, in the store `citeqa eval --docs` uses for them too."""
     store = open_store(separate_store(settings, docs).index)
     say(Indexer(store).run([docs], prune=True).line())
     qa = CitedQA(store, settings.answering.model_copy(update={"selector": "rules"}))
-    return Collection(qa, SpanSelector(qa.snapshot))
+    return Indexed(qa, SpanSelector(qa.snapshot))
 
 
-def gather(indexed: dict[str, Collection], questions: list[tuple[str, dict]],
-           say: Callable[[str], None]) -> list[Case]:
-    """Each question's retrieved sentences, saying how far along it is (thousands of questions take minutes)."""
-    cases, started = [], time.perf_counter()
-    for done, (name, question) in enumerate(questions, 1):
-        cases.append(gathered(indexed[name], question))
+def progress(questions: list[tuple[str, dict]], say: Callable[[str], None]) -> Iterator[tuple[str, dict]]:
+    """The questions one by one, saying how far along it is (thousands of questions take minutes)."""
+    started = time.perf_counter()
+    for done, question in enumerate(questions, 1):
+        yield question
         if done % GATHER_REPORT == 0 or done == len(questions):
             elapsed = time.perf_counter() - started
             say(f"retrieving: {done}/{len(questions)} questions, {elapsed:.0f} s, "
                 f"about {elapsed / done * (len(questions) - done):.0f} s to go")
-    return cases
 
 
-def gathered(collection: Collection, question: dict) -> Case:
+def gather(indexed: dict[str, Indexed], questions: list[tuple[str, dict]], say: Callable[[str], None]) -> list[Case]:
+    """Each question's retrieved sentences with their first-stage features and labels."""
+    return [gathered(indexed[name], question) for name, question in progress(questions, say)]
+
+
+def gathered(collection: Indexed, question: dict) -> Case:
     """The question's retrieved sentences with their features; gold where a sentence holds a gold answer span."""
     table = collection.table
-    retrieved = collection.qa.retrieval.invoke({"question": question["question"],
-                                                "history": question.get("history") or []})
-    found = table.evidence(retrieved).found
-    spans = question["answer_spans"]
-    gold = [table.sentences[f.row].span.source == question["doc"] and any(
-        table.sentences[f.row].span.start <= s and e <= table.sentences[f.row].span.end for s, e in spans)
-        for f in found]
-    return Case(question, table, [f.row for f in found], first_stage_features(found), gold)
+    found = table.evidence(retrieve(collection, question)).found
+    return Case(question, table, [f.row for f in found], first_stage_features(found),
+                [holds_answer(table, question, f.row) for f in found])
+
+
+def retrieve(collection: Indexed, question: dict) -> Retrieved:
+    return collection.qa.retrieval.invoke({"question": question["question"],
+                                           "history": question.get("history") or []})
+
+
+def holds_answer(table: SpanSelector, question: dict, row: int) -> bool:
+    """Whether the sentence at `row` holds one of the question's gold answer spans."""
+    span = table.sentences[row].span
+    return span.source == question["doc"] and any(span.start <= s and e <= span.end
+                                                  for s, e in question["answer_spans"])
 
 
 def found_share(cases: list[Case]) -> float:
@@ -331,20 +341,18 @@ beside the rule-based cues ({", ".join(RANKER_FEATURES)}; {", ".join(ANSWERABLE_
 """, encoding="utf-8")
 
 
-def read_all(indexed: dict[str, Collection], selectors: dict[str, LearnedSelector], cases: list[Case]) -> list[Read]:
-    """The reader's verdicts on each case's shortlist (cases retrieving nothing are left out)."""
+def read_all(indexed: dict[str, Indexed], selectors: dict[str, LearnedSelector], questions: list[tuple[str, dict]],
+             say: Callable[[str], None]) -> list[Read]:
+    """The reader's verdicts on each question's shortlist (questions retrieving nothing are left out)."""
     reads = []
-    names = {id(c.table): name for name, c in indexed.items()}
-    for case in cases:
-        name = names[id(case.table)]
-        selector = selectors[name]
-        retrieved = indexed[name].qa.retrieval.invoke({"question": case.question["question"],
-                                                       "history": case.question.get("history") or []})
+    for name, question in progress(questions, say):
+        selector, table = selectors[name], indexed[name].table
+        retrieved = retrieve(indexed[name], question)
         evidence, shortlist, first = selector.shortlist(retrieved)
         if shortlist:
             readings = selector.reader.read(reader_question(retrieved), [selector.candidate(f.row) for f in shortlist])
-            gold = [case.gold[case.rows.index(f.row)] for f in shortlist]
-            reads.append(Read(case, shortlist, first, readings, evidence, gold))
+            reads.append(Read(Case(question, table), shortlist, first, readings, evidence,
+                              [holds_answer(table, question, f.row) for f in shortlist]))
     return reads
 
 
@@ -354,7 +362,7 @@ def fit_decision(reads: list[Read], seed: int) -> tuple[dict, dict]:
     weights = genre_weights([r.case.genre for r in reads])
     ranker = fit_linear(np.vstack([ranker_features(r.readings, r.first, r.shortlist) for r in reads]),
                         np.concatenate([r.gold for r in reads]), seed,
-                        np.concatenate([np.full(len(r.shortlist), w) for r, w in zip(reads, weights, strict=True)]))
+                        np.repeat(weights, [len(r.shortlist) for r in reads]))
     rank = Linear.from_card(ranker, RANKER_FEATURES)
     answerable = fit_linear(decision_features(reads, rank), np.asarray([r.case.answerable for r in reads]), seed,
                             weights)
