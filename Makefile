@@ -18,6 +18,7 @@ $(BIN)/python:
 
 # torch first, pinned: it takes the local CPU wheel; a plain `torch` would pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "citeqa: installing the Python packages into $(VENV) (about 3 minutes the first time)"
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
@@ -39,6 +40,7 @@ setup-llm: $(VENV)/.installed-llm
 setup-llm-large: $(VENV)/.installed-llm-large
 
 index: setup
+	@echo "citeqa: indexing seeds/ (only what changed; about 10 s the first time)"
 	$(BIN)/citeqa index seeds
 
 # Rebuilds the shipped reader (qa/reader) from ../shared/train: about 3 hours on 2 cores, most of it fine-tuning, which
@@ -60,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/scale.py --sizes $(SIZES) --embedding $(EMBEDDING) --out bench/results-$(EMBEDDING).md
 
 run: index
+	@echo "citeqa: starting the server (about 10 s); it prints its URL when ready, Ctrl-C stops it"
 	$(if $(LLM),CITEQA_ANSWERER=local) $(BIN)/citeqa serve --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser of its own).

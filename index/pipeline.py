@@ -13,6 +13,7 @@ from index.load import IngestError, load_sources
 from index.segment import sentences as segment
 from index.spans import Chunk, Sentence, SourceText
 from index.store import WRITE_BATCH, IncompatibleIndex, IndexStore, Manifest, SourcePlan
+from index.text import counted
 
 log = logging.getLogger(f"citeqa.{__name__}")
 # Given the number of pieces to embed, returns what to call with each batch embedded (a progress bar's update).
@@ -30,7 +31,7 @@ class IndexSummary:
 
     def line(self) -> str:
         note = " (rebuilt)" if self.rebuilt else ""
-        return (f"indexed {self.files} files: {self.added} chunks added, {self.kept} kept, "
+        return (f"indexed {counted(self.files, 'file')}: {counted(self.added, 'chunk')} added, {self.kept} kept, "
                 f"{self.removed} removed in {self.seconds:.1f} s{note}")
 
 

@@ -12,6 +12,7 @@ import shutil
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count, islice
 from pathlib import Path
@@ -384,15 +385,22 @@ class IndexStore:
     def count(self) -> int:
         return self.client.get_collection(self._name("chunks")).count()
 
+    @contextmanager
+    def reachable(self) -> Iterator[None]:
+        """Store calls inside it raise StoreUnavailable, not a transport error, while a Chroma server cannot be
+        reached: a passing condition every caller maps to "try again" (503, exit 3)."""
+        try:
+            yield
+        except httpx.TransportError as error:
+            raise StoreUnavailable(f"the Chroma server at {self.settings.chroma_url} is unreachable "
+                                   f"({error or type(error).__name__})") from error
+
     def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable.
         Only ids and distances are asked for: the answerer has the chunks' text and bounds in its snapshot, and
         Chroma reading 12 documents with their metadata was 4.1 ms of its CPU per question (with them) at 100k."""
-        try:  # k past the collection's size gives what there is (no count first: a round trip saved)
+        with self.reachable():  # k past the collection's size gives what there is (no count first: a round trip)
             found = self._handle("chunks").query(query_embeddings=[vector], n_results=k, include=["distances"])
-        except httpx.TransportError as error:
-            raise StoreUnavailable(f"the Chroma server at {self.settings.chroma_url} is unreachable "
-                                   f"({error or type(error).__name__})") from error
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(found["ids"][0], found["distances"][0],
                                                                          strict=True)]
 

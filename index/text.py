@@ -90,3 +90,8 @@ def token_terms(token: str) -> frozenset[str]:
 def token_words(token: str) -> tuple[str, ...]:
     """`words` of one whitespace-separated token, remembered (as `token_terms`)."""
     return tuple(words(token))
+
+
+def counted(number: int, noun: str) -> str:
+    """"1 file", "2 files", "1,234 chunks": a count with its noun in the right number (regular plurals only)."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from index.spans import Span
 
-NOT_IN_DOCUMENTS = "The documents do not say. I could not find this in the indexed documents."
+NOT_IN_DOCUMENTS = "The indexed documents do not say."
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,14 @@ class Answer:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, reply: dict) -> Answer:
+        """The answer back from its `to_dict` form (the /api/ask JSON)."""
+        short = reply.get("short_answer")
+        return cls(reply["answer"], reply["grounded"], [Citation(**c) for c in reply.get("citations", [])],
+                   reply.get("mode", "extractive"), dict(reply.get("timing_ms", {})),
+                   ShortAnswer(**short) if short else None)
 
     @classmethod
     def abstain(cls, mode: str = "extractive") -> Answer:

@@ -130,7 +130,7 @@ class CitedQA:
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
         with; the next one sees the new documents. Refreshes run one at a time, so the last write always wins."""
-        with self._refreshing:
+        with self._refreshing, self.store.reachable():
             self.store.reopen()  # the collections may be new ones: another process rebuilt the index
             self._state = self._derive(self._state)
             if self.generator:
@@ -139,8 +139,9 @@ class CitedQA:
 
     def refresh_if_changed(self) -> bool:
         """Picks up what another process wrote (`citeqa index`, another worker); True when it re-read the index."""
-        if self.store.generation() == self._state.generation:
-            return False
+        with self.store.reachable():
+            if self.store.generation() == self._state.generation:
+                return False
         self.refresh()
         return True
 

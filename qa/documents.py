@@ -58,7 +58,7 @@ class DocumentLibrary:
 
     def add(self, docs: Sequence[SourceText], progress: Progress | None = None) -> list[Added]:
         """Indexes `docs` (replacing documents of the same name) and makes them answerable at once."""
-        with self._writing:
+        with self._writing, self.qa.store.reachable():
             added = self.indexer.add(docs, progress)
             self.qa.refresh()
         for doc in added:
@@ -68,7 +68,7 @@ class DocumentLibrary:
 
     def remove(self, source: str) -> bool:
         """Drops a document so it is no longer cited; False when none of that name is indexed."""
-        with self._writing:
+        with self._writing, self.qa.store.reachable():
             removed = self.indexer.remove(source)
             if removed:
                 self.qa.refresh()

@@ -1,9 +1,10 @@
-"""The REST API under /api, exactly as in the contract: ask, ask/stream, health, sources, documents."""
+"""The REST API under /api, exactly as in the contract: ask, ask/stream, health, sources, documents, feedback."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import sqlite3
 from collections.abc import Callable, Generator, Iterator
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from index.store import StoreUnavailable
 from qa.answer import Answer
 from qa.chain import CitedQA, QuestionError
 from qa.documents import DocumentLibrary, Upload
+from qa.feedback import FeedbackLog, Judgement, mark
 from qa.history import HistoryError
 from qa.settings import MAX_QUESTION_CHARS
 from ui.limits import SHED_RETRY_AFTER_S, InFlight
@@ -38,6 +40,7 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 # A stopped Chroma server is back in ~0.6 s after `chroma run` and answers resume on the next request (measured
 # in tests/ui/test_faults.py); a client waiting 5 s does not hammer a store that is restarting.
 STORE_RETRY_AFTER_S = 5
+MAX_NOTE_CHARS = 2000  # a note is a sentence or two; as long as a question
 REFUSALS = {413: {"description": "Request body over the limit, refused before parsing"},
             503: {"description": "The store is unreachable or too many answers are in flight; see Retry-After"}}
 
@@ -65,6 +68,30 @@ class AskRequest(BaseModel):
         if not value.strip():
             raise ValueError("question is empty or only white space")
         return value
+
+
+class MarkedSpan(BaseModel):
+    source: StrictStr = Field(description="as listed by /api/sources")
+    start: int = Field(ge=0, description="Python string offset where the right passage starts")
+    end: int = Field(ge=1, description="offset where it ends (exclusive)")
+
+
+class FeedbackRequest(AskRequest):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"question": "How many French soldiers are in Niger?", "history": [],
+         "reply": {"answer": "1,500 — “France has 1,500 soldiers in Niger” [1]", "grounded": True, "citations": [
+             {"id": 1, "source": "niger-junta-wagner.txt", "start": 5418, "end": 5452,
+              "quote": "France has 1,500 soldiers in Niger", "score": 0.83}]},
+         "verdict": "up", "correct": None, "note": ""}]})
+    reply: Answer = Field(description="The /api/ask reply being judged.")
+    verdict: Literal["up", "down"] = Field(description="up: the answer was right; down: it was not.")
+    correct: MarkedSpan | None = Field(None, description="The passage that does answer, when the user marked one.")
+    note: StrictStr = Field("", max_length=MAX_NOTE_CHARS, description="Free text; a down verdict whose note says "
+                            "the documents do not answer becomes an expected abstention on export.")
+
+
+class FeedbackOut(BaseModel):
+    id: str
 
 
 class SourceOut(BaseModel):
@@ -110,8 +137,10 @@ class AnswerStream(StreamingResponse):
             self.parts.close()
 
 
-def router(qa: CitedQA, library: DocumentLibrary, server: ServerSettings) -> APIRouter:
-    """Every route; all but the health routes need the API key when the settings hold one."""
+def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server: ServerSettings,
+           stale: Callable[[], str | None] = lambda: None) -> APIRouter:
+    """Every route; all but the health routes need the API key when the settings hold one. `stale` says why the
+    last refresh of a changed index failed (answers then come from the last good state), or None."""
     key = server.api_key
     api = APIRouter()
     guarded = APIRouter(dependencies=[Depends(bearer(key))] if key else [])
@@ -154,16 +183,18 @@ def router(qa: CitedQA, library: DocumentLibrary, server: ServerSettings) -> API
         enter()
         return AnswerStream(await run_in_threadpool(started, request))
 
-    @api.get("/health", summary="Readiness and index size; 503 while a dependency is down", response_model=None,
-             responses={503: {"description": '`{"status": "degraded", "reason": str}`'}})
+    @api.get("/health", summary="Readiness and index size; 503 while a dependency is down; `stale` (200) while "
+             "the last refresh of a changed index failed and answers come from the last good state",
+             response_model=None, responses={503: {"description": '`{"status": "degraded", "reason": str}`'}})
     def health() -> dict | JSONResponse:
         problem = qa.store.problem()
         if problem:
             return JSONResponse({"status": "degraded", "reason": problem}, status_code=503,
                                 headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
         sources = qa.sources()
-        return {"status": "ok", "documents": len(sources), "chunks": sum(s["chunks"] for s in sources),
-                "mode": qa.mode}
+        size = {"documents": len(sources), "chunks": sum(s["chunks"] for s in sources), "mode": qa.mode}
+        why = stale()
+        return {"status": "stale", "reason": why, **size} if why else {"status": "ok", **size}
 
     @api.get("/health/live", summary="Liveness: the process answers (200 even while a dependency is down)")
     def live() -> dict:
@@ -176,9 +207,10 @@ def router(qa: CitedQA, library: DocumentLibrary, server: ServerSettings) -> API
     @guarded.get("/sources/{source:path}", response_model=SourceTextOut,
                  summary="A document's text (what offsets count)")
     def source_text(source: Annotated[str, Path(description="as listed by /api/sources")]) -> dict:
-        if source not in qa.texts:
+        text = qa.texts.get(source)  # one read of one state: a refresh in between cannot split it
+        if text is None:
             raise HTTPException(404, f"no indexed document named {source!r}")
-        return {"source": source, "text": qa.texts[source]}
+        return {"source": source, "text": text}
 
     @guarded.post("/documents", status_code=201, response_model=list[SourceOut], openapi_extra=UPLOAD_BODY,
                   summary="Upload documents (multipart parts named `file`): indexed and answerable at once. A "
@@ -217,6 +249,26 @@ def router(qa: CitedQA, library: DocumentLibrary, server: ServerSettings) -> API
         if not library.remove(source):
             raise HTTPException(404, f"no indexed document named {source!r}")
         return Response(status_code=204)
+
+    @guarded.post("/feedback", status_code=201, response_model=FeedbackOut,
+                  summary="Judge an answer (up/down, optionally the passage that is right): kept durably, exported "
+                          "as an evaluation set by `citeqa feedback export`; 422 when `correct` is not a span of "
+                          "an indexed document")
+    def judge(request: FeedbackRequest) -> dict:
+        marked = None
+        if request.correct:
+            span = request.correct
+            marked = mark(span.source, span.start, span.end, qa.texts)
+            if marked is None:
+                raise HTTPException(422, f"correct: {span.source!r} characters {span.start}-{span.end} is not a "
+                                         "passage of an indexed document")
+        judgement = Judgement(request.question, request.reply.to_dict(), request.verdict,
+                              [turn.model_dump() for turn in request.history], marked, request.note)
+        try:
+            return {"id": feedback.add(judgement)}
+        except sqlite3.Error as error:
+            raise HTTPException(503, f"could not store the feedback: {error}",
+                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)}) from None
 
     api.include_router(guarded)
     return api

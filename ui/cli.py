@@ -1,4 +1,4 @@
-"""The `citeqa` command: index, ask, eval, serve."""
+"""The `citeqa` command: index, ask, eval, train, feedback, serve."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   citeqa eval ../shared/eval/qa-dev.jsonl --docs seeds
   citeqa eval ../shared/train/gum/qa-*.jsonl --docs ../shared/train/gum/docs --split measure --by genre
   citeqa train                       rebuild the shipped reader from ../shared/train
+  citeqa feedback export judged.jsonl && citeqa eval judged.jsonl
   citeqa serve --port 7860
   CITEQA_CHROMA_URL=http://127.0.0.1:8000 citeqa serve --workers 2   (over `chroma run`)
 
@@ -80,6 +81,16 @@ def parser() -> argparse.ArgumentParser:
     learn.add_argument("--reader-from", type=Path, metavar="DIR",
                        help="take the reader `python -m qa.finetune` wrote in DIR; calibrate and measure it")
 
+    feedback = commands.add_parser(
+        "feedback", help="the answers users judged (👍/👎 in the chat, POST /api/feedback)",
+        description="Judged answers are kept in the data directory. `export` writes them as a gold question file "
+        "that `citeqa eval` runs (a marked passage is the answer; a 👎 with neither a marked passage nor a note "
+        "that the documents do not answer is listed, not exported); `stats` counts them.")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    export = feedback_commands.add_parser("export", help="write the judged answers as a gold file (JSON lines)")
+    export.add_argument("file", type=Path, metavar="FILE", help="where the gold file goes (`-` for standard output)")
+    feedback_commands.add_parser("stats", help="counts per verdict and the share of 👎")
+
     serve = commands.add_parser("serve", help="start the chat and the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, CITEQA_HOST)")
     serve.add_argument("--port", type=int, help="port (default 7860, CITEQA_PORT)")
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         return fail(f"bad setting: {error}")
     handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "train": run_train,
-               "serve": run_serve}[args.command]
+               "serve": run_serve, "feedback": run_feedback}[args.command]
     from index.embed import EmbeddingModelMissing
     from index.store import StoreUnavailable
 
@@ -120,8 +131,16 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from index.load import IngestError
+    from index.lock import holder
     from index.pipeline import Indexer
     from index.store import open_store
+
+    server = None if settings.index.chroma_url else holder(settings.index.data_dir)
+    if server is not None:
+        if args.rebuild:
+            return fail(f"{settings.index.data_dir} is held by the citeqa server at {server.url} (pid {server.pid}): "
+                        "stop it to rebuild the index")
+        return index_through(server.url, args, settings)
 
     bars: list[tqdm] = []
 
@@ -139,6 +158,25 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         for bar in bars:
             bar.close()
     print(summary.line())
+    return 0
+
+
+def index_through(url: str, args: argparse.Namespace, settings: Settings) -> int:
+    """`citeqa index` while a server holds the data directory: the files go through it as uploads, so the server
+    that answers is the one that writes (and answers from them at once)."""
+    from index.load import IngestError
+    from ui.remote import ServerRefused, send_documents
+
+    print(f"a citeqa server at {url} holds {settings.index.data_dir}: sending the files through it",
+          file=sys.stderr)
+    try:
+        sent = send_documents(url, args.paths or [settings.index.seeds_dir], settings.server.api_key,
+                              prune=args.prune, say=lambda line: print(line, file=sys.stderr))
+    except IngestError as error:
+        return fail(f"nothing was indexed:\n{error}")
+    except ServerRefused as error:
+        return fail(str(error))
+    print(sent.line())
     return 0
 
 
@@ -226,7 +264,42 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    import sqlite3
+
+    from qa.feedback import FEEDBACK_FILE, FeedbackLog, gold_case, stats_line
+
+    log_file = settings.index.data_dir / FEEDBACK_FILE
+    try:
+        entries = FeedbackLog(log_file).recorded()
+    except sqlite3.Error as error:
+        return fail(f"cannot read the feedback in {log_file}: {error}")
+    if args.feedback_command == "stats":
+        print(stats_line(entries))
+        return 0
+    cases, unexported = [], []
+    for entry in entries:
+        case = gold_case(entry)
+        (cases if case else unexported).append(case or entry)
+    lines = "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in cases)
+    try:
+        if str(args.file) == "-":
+            sys.stdout.write(lines)
+        else:
+            args.file.write_text(lines, encoding="utf-8")
+    except OSError as error:
+        return fail(f"cannot write {args.file}: {error}")
+    for entry in unexported:
+        print(f"not exported (👎 with no passage marked and no note that the documents do not answer): "
+              f"{entry.id[:12]} {entry.judgement.question!r}", file=sys.stderr)
+    where = "" if str(args.file) == "-" else f" to {args.file}"
+    print(f"exported {len(cases)} gold question{'' if len(cases) == 1 else 's'}{where}; {len(unexported)} not "
+          f"exported; run: citeqa eval {args.file if where else 'FILE'}", file=sys.stderr)
+    return 0
+
+
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from index.lock import DataDirHeld
     from index.store import IncompatibleIndex
     from qa.reader import ReaderMissing
     from ui.server import WorkersNeedAServer, serve
@@ -236,7 +309,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     try:
         serve(settings.model_copy(update={"server": settings.server.model_copy(update=overrides)}), args.workers)
-    except (IncompatibleIndex, ReaderMissing, WorkersNeedAServer) as error:
+    except (IncompatibleIndex, ReaderMissing, WorkersNeedAServer, DataDirHeld) as error:
         return fail(str(error))
     return 0
 

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import html
+import re
 
+from index.text import counted
 from qa.answer import Answer, Citation, ShortAnswer
 
 
 def answer_markdown(answer: Answer) -> str:
-    """The chat bubble: the answer, then each citation as a numbered quote with its source and offsets."""
+    """The chat bubble: the answer first (its short answer in bold), each quote once with its `[n]`, then where each
+    citation stands. An extractive answer is made of its quotes, so they are not printed again below it. Every
+    `[n]` is a link the page turns into opening that citation in the source panel."""
     if not answer.grounded:
-        return f"**Not in the documents.** *{html.escape(answer.answer)}*"
-    short = f"**{html.escape(answer.short_answer.text)}**\n\n" if answer.short_answer else ""
-    quotes = "\n".join(f"> **[{c.id}]** “{html.escape(c.quote)}”  \n> <small>{html.escape(c.source)} · "
-                       f"characters {c.start}–{c.end}</small>\n>" for c in answer.citations)
-    return f"{short}{html.escape(answer.answer)}\n\n{quotes.rstrip('>').rstrip()}\n\n<small>{how(answer.mode)}</small>"
+        return f"*{html.escape(answer.answer)}*"
+    short = answer.short_answer
+    text = html.escape(answer.answer)
+    if short and answer.answer.startswith(short.text):
+        text = f"**{html.escape(short.text)}**{html.escape(answer.answer[len(short.text):])}"
+    ids = {c.id for c in answer.citations}
+    text = re.sub(r"\[(\d+)\]", lambda m: cite_link(int(m[1])) if int(m[1]) in ids else m[0], text)
+    quoted = answer.mode == "extractive" or answer.mode.endswith("-fallback")
+    where = "  \n".join(f"<small>**{cite_link(c.id)}** {'' if quoted else '“' + html.escape(c.quote) + '” · '}"
+                         f"{html.escape(c.source)} · characters {c.start}–{c.end}</small>" for c in answer.citations)
+    return f"{text}\n\n{where}\n\n<small>{how(answer.mode)}</small>"
+
+
+def cite_link(number: int) -> str:
+    return f"[\\[{number}\\]](#cite-{number})"
 
 
 def how(mode: str) -> str:
@@ -44,7 +58,8 @@ def source_html(source: str, text: str, citations: list[Citation], chosen: int |
         cursor = c.end
     pieces.append(html.escape(text[cursor:]))
     title = f'<div class="source-title">{html.escape(source)}</div>'
-    return f'{title}<div class="source-text" id="source-text">{"".join(pieces)}</div>'
+    body = f'<div class="source-text" id="source-text" data-source="{html.escape(source)}">{"".join(pieces)}</div>'
+    return title + body
 
 
 def marked(text: str, start: int, end: int, short: ShortAnswer | None) -> str:
@@ -56,7 +71,8 @@ def marked(text: str, start: int, end: int, short: ShortAnswer | None) -> str:
 
 
 def documents_markdown(sources: list[dict]) -> str:
-    rows = "\n".join(f"- `{html.escape(s['source'])}` · {s['chars']:,} characters · {s['chunks']} chunks"
+    rows = "\n".join(f"- `{html.escape(s['source'])}` · {counted(s['chars'], 'character')} · "
+                     f"{counted(s['chunks'], 'chunk')}"
                      for s in sources)
     return f"**Indexed documents**\n\n{rows or '*none yet: add files below or run `citeqa index`*'}"
 
@@ -64,7 +80,7 @@ def documents_markdown(sources: list[dict]) -> str:
 def added_markdown(source: str, chars: int, chunks: int, replaced: bool) -> str:
     """One uploaded file's result line; says when it took the place of a document of the same name."""
     note = " It replaced the document of the same name." if replaced else ""
-    return f"- **Indexed** {html.escape(source)}: {chars:,} characters, {chunks} chunks.{note}"
+    return f"- **Indexed** {html.escape(source)}: {counted(chars, 'character')}, {counted(chunks, 'chunk')}.{note}"
 
 
 def refused_markdown(reason: str) -> str:

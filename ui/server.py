@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from importlib.metadata import version
 
 import gradio as gr
@@ -16,14 +16,17 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 
-from index.store import check_index
+from index.lock import DataDirLock
+from index.store import StoreUnavailable, check_index
 from qa.chain import CitedQA, build
 from qa.documents import DocumentLibrary
-from ui.api import MAX_FILES, MULTIPART_OVERHEAD, router
-from ui.chat import CSS, build_chat
+from qa.feedback import FEEDBACK_FILE, FeedbackLog
+from ui.api import MAX_FILES, MULTIPART_OVERHEAD, STORE_RETRY_AFTER_S, router
+from ui.chat import CITE_CLICKS, CSS, build_chat
 from ui.limits import BodyLimit
 from ui.settings import ServerSettings, Settings
 
@@ -40,6 +43,7 @@ class IndexWatcher:
 
     def __init__(self, qa: CitedQA, every: float = FRESH_CHECK_S):
         self.qa, self.every = qa, every
+        self.failure: str | None = None  # why the last look failed; answers come from the last good state meanwhile
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="citeqa-index-watcher")
 
@@ -48,8 +52,14 @@ class IndexWatcher:
             try:
                 if self.qa.refresh_if_changed():
                     log.info("the index changed on disk: answering from %d documents now", len(self.qa.texts))
+                if self.failure:
+                    log.info("the index was re-read: no longer stale")
+                self.failure = None
             except Exception as error:  # a store that is down now is tried again at the next look
-                log.warning("could not re-read the changed index (trying again in %.0f s): %s", self.every, error)
+                if not self.failure:
+                    log.warning("could not re-read the changed index (trying again every %.0f s): %s", self.every,
+                                error)
+                self.failure = f"could not re-read the changed index: {error}"
 
     def __enter__(self) -> IndexWatcher:
         self.thread.start()
@@ -63,17 +73,21 @@ class IndexWatcher:
 def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) -> FastAPI:
     """The whole app over one answering chain; `ready` is logged once the server takes requests."""
     library = DocumentLibrary(qa, server.max_upload_bytes)
+    watcher = IndexWatcher(qa)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        with IndexWatcher(qa):
+        with watcher:
             if ready:
                 log.info("%s", ready)
             yield
 
-    app = FastAPI(title="citeqa", version=version("citeqa"), docs_url="/docs", lifespan=lifespan,
-                  description="Answers questions about the indexed documents with verbatim citations.")
-    app.include_router(router(qa, library, server), prefix="/api")
+    # /docs and /redoc load Swagger UI and ReDoc from files fastapi-offline ships, never from a CDN.
+    app = FastAPIOffline(title="citeqa", version=version("citeqa"), docs_url="/docs", redoc_url="/redoc",
+                         lifespan=lifespan, static_url="/api-docs-assets",
+                         description="Answers questions about the indexed documents with verbatim citations.")
+    feedback = FeedbackLog(qa.store.settings.data_dir / FEEDBACK_FILE)
+    app.include_router(router(qa, library, feedback, server, stale=lambda: watcher.failure), prefix="/api")
     # Uploads: the route's own Content-Length check (with its clearer message) comes first; this bound, twice
     # that, stops a body that runs past the length it declared.
     app.add_middleware(BodyLimit, default=server.max_body_kb * 1024,
@@ -86,6 +100,12 @@ def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) ->
                     for e in error.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
 
+    @app.exception_handler(StoreUnavailable)
+    async def store_503(_: Request, error: StoreUnavailable) -> JSONResponse:
+        """Any route's store call while the store is unreachable: the client may retry (upload, delete, sources)."""
+        return JSONResponse({"detail": f"document store unavailable: {error}"}, status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
     @app.exception_handler(HTTPException)
     async def undecodable_422(request: Request, error: HTTPException) -> JSONResponse:
         """FastAPI answers a body that is not UTF-8 with a bare 400; to a client it is one more body that is not
@@ -95,7 +115,8 @@ def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) ->
         return await http_exception_handler(request, error)
 
     key = server.api_key
-    return gr.mount_gradio_app(app, build_chat(qa, library), path="", css=CSS, footer_links=["api"],
+    return gr.mount_gradio_app(app, build_chat(qa, library, feedback), path="", css=CSS, js=CITE_CLICKS,
+                               footer_links=["api"],
                                auth=chat_login(key) if key else None, max_file_size=library.max_bytes,
                                auth_message="Enter the API key (CITEQA_API_KEY) as the password; any user name.")
 
@@ -129,9 +150,11 @@ def serve(settings: Settings, workers: int = 1) -> None:
         uvicorn.run("ui.server:worker_app", factory=True, workers=workers, host=server.host, port=server.port,
                     log_level="warning")
         return
-    app = create_app(build(settings), server, ready=f"citeqa ready at {url} (chat), {url}/api (REST), "
-                                                    f"{url}/docs (OpenAPI)")
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
+    # The embedded store has one owner: this server holds its data directory until it stops (index/lock.py).
+    with nullcontext() if settings.index.chroma_url else DataDirLock(settings.index.data_dir, url):
+        app = create_app(build(settings), server, ready=f"citeqa ready at {url} (chat), {url}/api (REST), "
+                                                        f"{url}/docs (OpenAPI)")
+        uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
 
 
 def worker_app() -> FastAPI:

@@ -1,7 +1,8 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from index.text import acronyms, normalize, stem, terms, token_terms, token_words, words
+from index.text import acronyms, counted, normalize, stem, terms, token_terms, token_words, words
 
 
 def test_quotes_dashes_and_datelines_normalize():
@@ -35,3 +36,9 @@ def test_a_token_reads_as_its_text_does(text):
     """The remembered per-token forms are the functions' own results, for any token of any text."""
     for token in normalize(text).split():
         assert token_terms(token) == frozenset(terms(token)) and token_words(token) == tuple(words(token))
+
+
+@pytest.mark.parametrize(("number", "noun", "said"), [(1, "file", "1 file"), (0, "chunk", "0 chunks"),
+                                                      (2, "file", "2 files"), (1234, "character", "1,234 characters")])
+def test_counted_puts_the_noun_in_the_right_number(number, noun, said):
+    assert counted(number, noun) == said

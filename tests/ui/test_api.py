@@ -1,10 +1,13 @@
 """Every route and every bad-input case, in process."""
 
 import json
+import re
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
+from qa.feedback import FEEDBACK_FILE, FeedbackLog
 from tests.conftest import ARTICLE
 from ui.server import create_app
 from ui.settings import ServerSettings
@@ -98,3 +101,61 @@ def test_openapi_docs_and_chat_page_are_served(client):
     assert {"/api/ask", "/api/ask/stream", "/api/health", "/api/sources"} <= set(paths)
     page = client.get("/")
     assert page.status_code == 200 and "gradio" in page.text.lower()
+
+
+def test_feedback_is_stored_and_a_marked_passage_must_be_real(client, seed_qa):
+    question = "How many French soldiers are in Niger?"
+    reply = client.post("/api/ask", json={"question": question}).json()
+    text = ARTICLE.read_text(encoding="utf-8")
+    start = text.index("1,500")
+    sent = client.post("/api/feedback", json={"question": question, "history": [], "reply": reply, "verdict": "down",
+                                              "correct": {"source": ARTICLE.name, "start": start, "end": start + 5},
+                                              "note": "the number alone"})
+    assert sent.status_code == 201 and set(sent.json()) == {"id"}
+    stored = {e.id: e for e in FeedbackLog(seed_qa.store.settings.data_dir / FEEDBACK_FILE).recorded()}
+    judged = stored[sent.json()["id"]].judgement
+    assert (judged.question, judged.verdict, judged.reply, judged.note) == (question, "down", reply, "the number alone")
+    assert (judged.correct.source, judged.correct.start, judged.correct.text) == (ARTICLE.name, start, "1,500")
+    for correct in ({"source": "nowhere.txt", "start": 0, "end": 5}, {"source": ARTICLE.name, "start": 9, "end": 9},
+                    {"source": ARTICLE.name, "start": 0, "end": len(text) + 1}):
+        refused = client.post("/api/feedback", json={"question": question, "reply": reply, "verdict": "down",
+                                                     "correct": correct})
+        assert refused.status_code == 422 and "not a passage of an indexed document" in refused.json()["detail"]
+    for bad in ({"question": question, "reply": reply, "verdict": "meh"}, {"question": question, "verdict": "up"},
+                {"question": " ", "reply": reply, "verdict": "up"},
+                {"question": question, "reply": {}, "verdict": "up"}):
+        assert client.post("/api/feedback", json=bad).status_code == 422
+    assert len(FeedbackLog(seed_qa.store.settings.data_dir / FEEDBACK_FILE).recorded()) == len(stored)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_pages_load_every_asset_from_the_app_itself(client, page):
+    html = client.get(page)
+    assert html.status_code == 200
+    assets = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']""", html.text)
+    assets += re.findall(r"url: ?'([^']+)'", html.text)  # Swagger UI's OpenAPI address
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+
+
+def health_until(client, status: str, seconds: float = 10) -> dict:
+    deadline = time.monotonic() + seconds
+    while (body := client.get("/api/health").json())["status"] != status:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+    return body
+
+
+def test_health_says_stale_while_a_changed_index_cannot_be_read_and_answers_go_on(client, seed_qa, monkeypatch):
+    def broken() -> bool:
+        raise RuntimeError("Error executing plan: Internal error: Error finding id")
+
+    monkeypatch.setattr(seed_qa, "refresh_if_changed", broken)
+    stale = health_until(client, "stale")
+    assert "could not re-read the changed index" in stale["reason"] and "Error finding id" in stale["reason"]
+    assert stale["documents"] == 1 and client.get("/api/health").status_code == 200
+    assert "1,500" in client.post("/api/ask", json={"question": "How many French soldiers are in Niger?"}).json()[
+        "answer"]  # from the last good state
+    monkeypatch.undo()
+    assert set(health_until(client, "ok")) == {"status", "documents", "chunks", "mode"}

@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qa.feedback import FEEDBACK_FILE, FeedbackLog, Judgement, mark
 from tests.conftest import ARTICLE, SEEDS, SHARED_EVAL, free_port, running
+from ui.cli import main
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
 
@@ -35,10 +37,10 @@ def test_help_lists_commands_settings_and_examples(env):
 
 def test_index_prints_one_summary_line_and_is_idempotent(env):
     first = run(env, "index", str(SEEDS))
-    assert first.stdout.startswith("indexed 1 files: 21 chunks added, 0 kept, 0 removed")
+    assert first.stdout.startswith("indexed 1 file: 21 chunks added, 0 kept, 0 removed")
     assert "embedding" in first.stderr
     again = run(env, "index")
-    assert again.stdout.startswith("indexed 1 files: 0 chunks added, 21 kept, 0 removed")
+    assert again.stdout.startswith("indexed 1 file: 0 chunks added, 21 kept, 0 removed")
 
 
 def test_ask_prints_the_answer_and_its_quotes(env):
@@ -94,3 +96,54 @@ def test_serve_logs_why_each_answer_fell_back(env, tmp_path):
     said = log.read_text(encoding="utf-8")
     assert "citeqa ready at" in said
     assert said.count("openai answerer failed (Connection error.); answering extractively") == 2, said
+
+
+def test_feedback_round_trip_three_judged_answers_become_a_gold_file_eval_runs(env, seed_qa, tmp_path, monkeypatch,
+                                                                               capsys):
+    run(env, "index", str(SEEDS))
+    judged = FeedbackLog(Path(env["CITEQA_DATA_DIR"]) / FEEDBACK_FILE)
+    text = ARTICLE.read_text(encoding="utf-8")
+    soldiers = "How many French soldiers are in Niger?"
+    judged.add(Judgement(soldiers, seed_qa.invoke(soldiers).to_dict(), "up"))
+    leader, name = "Who is the leader of Niger's junta?", text.index("Abdourahmane Tchiani")
+    judged.add(Judgement(leader, seed_qa.invoke(leader).to_dict(), "down",
+                         correct=mark(ARTICLE.name, name, name + len("Abdourahmane Tchiani"), {ARTICLE.name: text})))
+    population = "What is the population of Niger?"
+    judged.add(Judgement(population, seed_qa.invoke(population).to_dict(), "up"))
+    judged.add(Judgement(soldiers, seed_qa.invoke(soldiers).to_dict(), "down", note="I expected more detail"))
+    monkeypatch.setenv("CITEQA_DATA_DIR", env["CITEQA_DATA_DIR"])
+    assert main(["feedback", "stats"]) == 0
+    assert capsys.readouterr().out == "judged 4: up 2 down 2 (down 50%); passages marked 1; gold questions 3\n"
+    gold = tmp_path / "judged.jsonl"
+    assert main(["feedback", "export", str(gold)]) == 0
+    said = capsys.readouterr().err
+    assert "exported 3 gold questions" in said and "not exported" in said and soldiers in said
+    cases = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines()]
+    assert [c["question"] for c in cases] == [soldiers, leader, population]
+    assert cases[1]["evidence_spans"] == [[name, name + len("Abdourahmane Tchiani")]] and cases[2]["unanswerable"]
+    summary = run(env, "eval", str(gold)).stdout.strip().splitlines()[-1]
+    assert "cases 3" in summary and "not_verbatim 0" in summary and "abstain_ok 1.000" in summary
+
+
+def test_a_running_server_holds_its_data_directory_and_index_goes_through_it(tmp_path):
+    """The embedded store has one owner: a second server is refused, `citeqa index` sends the files through the
+    running one (answered by the very next question), and `--rebuild` there is refused naming the server."""
+    env = {**os.environ, "CITEQA_DATA_DIR": str(tmp_path / "data")}
+    run(env, "index", str(SEEDS))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "harbour.txt").write_text("The harbour board approved 42 new cranes on Tuesday.\n", encoding="utf-8")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running([CITEQA, "serve", "--port", str(port)], f"{url}/api/health", 300, env=env):
+        second = run(env, "serve", "--port", str(free_port()), check=False)
+        assert second.returncode == 2 and f"is held by the citeqa server at {url} (pid " in second.stderr
+        rebuild = run(env, "index", "--rebuild", check=False)
+        assert rebuild.returncode == 2 and f"held by the citeqa server at {url}" in rebuild.stderr
+        sent = run(env, "index", str(other))
+        assert sent.stdout.startswith(f"indexed 1 file through the server at {url}: 1 chunk, 0 removed")
+        reply = httpx.post(f"{url}/api/ask", json={"question": "How many cranes did the harbour board approve?"},
+                           timeout=60).json()
+        assert "42" in reply["answer"] and reply["citations"][0]["source"] == "harbour.txt"
+    after = run(env, "index", str(other))  # the server is gone: the directory is free again
+    assert after.stdout.startswith("indexed 1 file: 0 chunks added, 1 kept")

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from bench.load import run as load
 from qa.chain import CitedQA
 from qa.generate import GroundedGenerator
-from tests.conftest import SEEDS, SlowChat, free_port, running
+from tests.conftest import ARTICLE, SEEDS, SlowChat, free_port, running
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD
 from ui.server import create_app
 from ui.settings import ServerSettings
@@ -56,6 +56,10 @@ def test_a_stopped_store_is_a_503_with_retry_after_and_answers_resume_when_it_is
         assert chroma_server.url in health.json()["reason"]
         assert client.get("/health/live").json() == {"status": "alive"}
         assert client.post("/ask", json={"question": ""}).status_code == 422  # bad input is still the client's
+        listed = client.get("/sources").json()  # from the answering state, which needs no store
+        late = {"file": ("late.txt", b"The late ferry left the harbour at nine.\n")}
+        refused_with_retry(client.post("/documents", files=late), 503, "document store unavailable")
+        refused_with_retry(client.delete(f"/documents/{ARTICLE.name}"), 503, "document store unavailable")
 
         chroma_server.start()
         back = time.monotonic()
@@ -64,6 +68,7 @@ def test_a_stopped_store_is_a_503_with_retry_after_and_answers_resume_when_it_is
             time.sleep(0.1)
         assert "1,500" in client.post("/ask", json=QUESTION).json()["answer"]
         assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/sources").json() == listed  # nothing half-written, nothing half-removed
 
 
 def test_a_store_that_is_down_when_the_command_starts_is_a_clear_error(tmp_path):

@@ -7,10 +7,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import requests
 
+from qa.feedback import FEEDBACK_FILE, FeedbackLog
 from tests.conftest import ARTICLE, ROOT, SEEDS, free_port, running
 from tests.samples import HTML_PAGE, energy_docx, report_pdf, scanned_pdf
 
@@ -28,17 +30,23 @@ HOSTILE = ("The harbour board approved 42 new cranes <script>alert(3)</script> o
            "Its chair said the vote <img src=x onerror=alert(4)> was unanimous.\n")
 
 
+class Served(NamedTuple):
+    url: str
+    log: Path  # the server's stdout and stderr
+    data: Path  # its data directory
+
+
 def serve_folder(tmp_path_factory, folder: Path):
     """A real server on a free port over `folder`, freshly indexed."""
     citeqa = str(Path(sys.executable).parent / "citeqa")
-    port = free_port()
-    env = {**os.environ, "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("live")), "CITEQA_PORT": str(port)}
+    port, data = free_port(), tmp_path_factory.mktemp("live")
+    env = {**os.environ, "CITEQA_DATA_DIR": str(data), "CITEQA_PORT": str(port)}
     subprocess.run([citeqa, "index", str(folder)], env=env, check=True, capture_output=True)
     log = tmp_path_factory.mktemp("logs") / "serve.log"
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as out, running([citeqa, "serve"], f"{url}/api/health", SERVE_READY_S, env=env, stdout=out,
                                        stderr=subprocess.STDOUT):
-        yield url, log
+        yield Served(url, log, data)
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +69,12 @@ def upload_server(tmp_path_factory):
 
 
 def test_server_logs_its_url_when_ready(server):
-    url, log = server
+    url, log, _ = server
     assert f"citeqa ready at {url}" in log.read_text()
 
 
 def test_rest_over_http(server):
-    url, _ = server
+    url, _, _ = server
     reply = requests.post(f"{url}/api/ask", json={"question": "Who is France's foreign affairs minister?"},
                           timeout=30)
     assert reply.status_code == 200
@@ -105,26 +113,41 @@ def browser():
         chromium.close()
 
 
-def open_chat(browser, url: str, **options) -> tuple:
-    """A new page on the chat, ready for a question, and the list every alert it raises lands in."""
+def open_chat(browser, url: str, confirm: bool = True, **options) -> tuple:
+    """A new page on the chat, ready for a question, and the list every dialog it raises lands in (alerts
+    dismissed; a confirmation, as "confirm: …", answered with `confirm`)."""
     page = browser.new_page(**options)
     alerts: list[str] = []
-    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+
+    def answer(dialog) -> None:
+        if dialog.type == "confirm":
+            alerts.append(f"confirm: {dialog.message}")
+            dialog.accept() if confirm else dialog.dismiss()
+        else:
+            alerts.append(dialog.message)
+            dialog.dismiss()
+
+    page.on("dialog", answer)
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector("textarea")
     return page, alerts
 
 
 def ask_in_page(page, question: str) -> str:
+    return answered_in_page(page, question).inner_text()
+
+
+def answered_in_page(page, question: str):
+    """The bot message that answers `question`, once it is complete."""
     before = page.locator('[data-testid="bot"]').count()
     box = page.locator("textarea").first
     box.fill(question)
     box.press("Enter")
     page.wait_for_function(f"document.querySelectorAll('[data-testid=\"bot\"]').length > {before}")
     bot = page.locator('[data-testid="bot"]').nth(before)
-    page.wait_for_function("el => el.innerText.includes('characters') || el.innerText.includes('Not in the')",
+    page.wait_for_function("el => el.innerText.includes('characters') || el.innerText.includes('do not say')",
                            arg=bot.element_handle())
-    return bot.inner_text()
+    return bot
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
@@ -153,15 +176,109 @@ def test_chat_escapes_markup_and_shows_abstention(server, browser):
     page, alerts = open_chat(browser, server[0])
     attack = "<img src=x onerror=alert(1)><script>alert(2)</script> What is the population of Niger?"
     answer = ask_in_page(page, attack)
-    assert "Not in the documents" in answer
+    assert "The indexed documents do not say." in answer
     user = page.locator('[data-testid="user"]').last.inner_text()
     assert "<img src=x onerror=alert(1)>" in user and "<script>alert(2)</script>" in user
     assert alerts == [] and page.locator("#chat img[src='x']").count() == 0
     page.close()
 
 
+# Selects the document text from the first occurrence of one string to the end of another's, across the marks.
+SELECT_IN_PANEL = """([first, last]) => {
+  const box = document.querySelector('#source-panel .source-text');
+  const find = (words) => { const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) { const i = n.data.indexOf(words);
+      if (i >= 0) return [n, i]; } };
+  const [a, i] = find(first), [b, j] = find(last);
+  const range = document.createRange(); range.setStart(a, i); range.setEnd(b, j + last.length);
+  window.getSelection().removeAllRanges(); window.getSelection().addRange(range);
+}"""
+
+
+def test_judging_an_answer_and_marking_the_right_passage_in_the_browser(server, browser):
+    """A 👎 is kept; a passage selected across a cited span (its [1] label is not document text) is kept with the
+    exact offsets of the words selected."""
+    page, _ = open_chat(browser, server.url)
+    question = "Who is the leader of Niger's junta?"
+    ask_in_page(page, question)
+    page.locator("#chat button[aria-label='Dislike']").last.click()
+    page.wait_for_selector("text=Thanks: your judgement was recorded")
+    page.evaluate(SELECT_IN_PANEL, ["a hostage", "Defense chiefs"])  # plain text, then into the cited span
+    page.locator("#mark-passage").click()
+    page.wait_for_function("document.querySelector('#mark-result').innerText.includes('Recorded')")
+    text = ARTICLE.read_text(encoding="utf-8")
+    start, end = text.index("a hostage"), text.index("Defense chiefs") + len("Defense chiefs")
+    assert f"characters {start}–{end} of {ARTICLE.name}" in page.locator("#mark-result").inner_text()
+    judged = [e.judgement for e in FeedbackLog(server.data / FEEDBACK_FILE).recorded() if e.judgement.question ==
+              question]
+    assert [j.verdict for j in judged] == ["down", "down"] and judged[0].reply["grounded"]
+    assert (judged[1].correct.start, judged[1].correct.end, judged[1].correct.text) == (start, end, text[start:end])
+    page.close()
+
+
+def test_a_removal_the_user_does_not_confirm_removes_nothing(server, browser):
+    page, alerts = open_chat(browser, server.url, confirm=False)
+    page.locator("#remove-choice input").fill(ARTICLE.name)
+    page.get_by_role("option", name=ARTICLE.name).click()
+    page.locator("#remove").click()
+    page.locator("#upload-result").filter(has_text=f"Nothing removed: {ARTICLE.name} stays indexed.").wait_for()
+    assert alerts == [f"confirm: Remove {ARTICLE.name} from the index? It will no longer be cited."]
+    assert ARTICLE.name in page.locator("#documents").inner_text()
+    page.close()
+
+
+# WCAG's contrast ratio of each highlight's text against the background it is drawn on.
+CONTRASTS = """() => {
+  const rgba = (colour) => colour.match(/[\\d.]+/g).map(Number);
+  const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const behind = (el) => { for (; el; el = el.parentElement) { const c = rgba(getComputedStyle(el).backgroundColor);
+    if (c.length < 4 || c[3] > 0) return c; } return [255, 255, 255]; };
+  return Array.from(document.querySelectorAll('#source-panel mark, #source-panel mark sup')).map((el) => {
+    const a = luminance(rgba(getComputedStyle(el).color)), b = luminance(behind(el));
+    return [el.tagName + '.' + el.className, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]; });
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_highlights_are_readable_in_both_themes(server, browser, theme):
+    page, _ = open_chat(browser, f"{server.url}/?__theme={theme}")
+    ask_in_page(page, "Who is the leader of Niger's junta?")
+    contrasts = page.evaluate(CONTRASTS)
+    assert {"MARK.cite focus", "MARK.short", "SUP."} <= {name for name, _ in contrasts}, contrasts
+    assert all(ratio >= 4.5 for _, ratio in contrasts), contrasts
+    page.close()
+
+
+def test_the_conversation_survives_a_reload_and_every_answers_citations_open(server, browser):
+    page, _ = open_chat(browser, server.url)
+    first = answered_in_page(page, "How many French soldiers are in Niger?")
+    answered_in_page(page, "Who is the leader of Niger's junta?")
+    focus = page.locator("#source-panel mark.focus")
+    assert "Abdourahmane Tchiani" in focus.inner_text()
+    assert "do not say" in ask_in_page(page, "What is the population of Niger?")
+    assert "Abdourahmane Tchiani" in focus.inner_text()  # an abstention leaves the panel where it was
+    first.locator("a[href='#cite-1']").first.click()  # [1] of the first answer, two answers back
+    focus.filter(has_text="France has 1,500 soldiers in Niger").wait_for()
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"bot\"]').length == 3")
+    assert "1,500" in page.locator('[data-testid="bot"]').first.inner_text()
+    page.locator('[data-testid="bot"]').nth(1).locator("a[href='#cite-1']").first.click()
+    focus.filter(has_text="Abdourahmane Tchiani").wait_for()
+    page.locator("#open-choice input").fill(ARTICLE.name)
+    page.get_by_role("option", name=ARTICLE.name).click()
+    page.wait_for_function("document.querySelectorAll('#source-panel mark').length == 0")
+    page.locator("#clear").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"bot\"]').length == 0")
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_selector("textarea")
+    page.wait_for_timeout(1000)
+    assert page.locator('[data-testid="bot"]').count() == 0
+    page.close()
+
+
 def test_upload_over_http_answers_at_once_and_delete_removes(upload_server):
-    url, log = upload_server
+    url, log, _ = upload_server
     reply = requests.post(f"{url}/api/documents", files=[("file", ("energy.docx", energy_docx()))], timeout=60)
     assert reply.status_code == 201 and reply.json()[0]["source"] == "energy.docx"
     answer = requests.post(f"{url}/api/ask", json={"question": "How many megawatts does the Dosso solar farm "
@@ -177,18 +294,20 @@ def test_upload_over_http_answers_at_once_and_delete_removes(upload_server):
 
 
 def test_upload_in_the_browser_then_ask_about_it(upload_server, browser, tmp_path):
-    url, _ = upload_server
+    url, _, _ = upload_server
     for name, raw in [("water-report.pdf", report_pdf()), ("scan.pdf", scanned_pdf()),
-                      ("clinic.html", HTML_PAGE.encode("utf-8"))]:
+                      ("clinic.html", HTML_PAGE.encode("utf-8")), ("setup.exe", b"MZ\x90\x00")]:
         (tmp_path / name).write_bytes(raw)
     page, alerts = open_chat(browser, url, viewport={"width": 1280, "height": 900})
     page.locator("#upload input[type=file]").set_input_files([str(tmp_path / n) for n in
-                                                              ("water-report.pdf", "scan.pdf", "clinic.html")])
+                                                              ("water-report.pdf", "scan.pdf", "clinic.html",
+                                                               "setup.exe")])
     result = page.locator("#upload-result")
-    result.filter(has_text="Indexed clinic.html:").wait_for(timeout=300_000)
+    result.filter(has_text="setup.exe").wait_for(timeout=300_000)
     shown = result.inner_text()
     assert "Indexed water-report.pdf:" in shown and "Indexed clinic.html:" in shown
     assert "Refused scan.pdf: has no text layer (a scanned image?); run OCR on it first" in shown
+    assert "Refused setup.exe:" in shown and ".exe" in shown
     documents = page.locator("#documents").inner_text()
     assert "water-report.pdf" in documents and "clinic.html" in documents and "scan.pdf" not in documents
     panel = page.locator("#source-panel").inner_text()
@@ -205,6 +324,7 @@ def test_upload_in_the_browser_then_ask_about_it(upload_server, browser, tmp_pat
     page.get_by_role("option", name="water-report.pdf").click()
     page.locator("#remove").click()
     result.filter(has_text="Removed water-report.pdf.").wait_for()
+    assert alerts == ["confirm: Remove water-report.pdf from the index? It will no longer be cited."]
     assert "water-report.pdf" not in page.locator("#documents").inner_text()
     again = ask_in_page(page, "How many households does the Tillaberi water plant serve?")
     assert "water-report.pdf" not in again

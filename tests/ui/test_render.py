@@ -1,4 +1,4 @@
-from qa.answer import Answer, Citation, ShortAnswer
+from qa.answer import NOT_IN_DOCUMENTS, Answer, Citation, ShortAnswer
 from ui.chat import plain_history
 from ui.render import answer_markdown, documents_markdown, source_html
 
@@ -14,14 +14,17 @@ def test_source_html_marks_spans_and_escapes_the_document():
         in rendered
 
 
-def test_answer_markdown_escapes_quotes_and_marks_abstention():
+def test_answer_markdown_escapes_quotes_prints_each_once_and_marks_abstention():
     answer = Answer("Beta <script>alert(1)</script> [1]", True, [Citation(1, "a.txt", 19, 49, TEXT[19:49], 1.0)])
     shown = answer_markdown(answer)
-    assert "<script>" not in shown and "**[1]**" in shown and "a.txt · characters 19–49" in shown
+    assert "<script>" not in shown and "a.txt · characters 19–49" in shown
+    assert shown.count("[\\[1\\]](#cite-1)") == 2  # after the quote and before its place: links the page opens
+    assert shown.count("alert(1)") == 1  # the extractive answer is its quote: not printed a second time
     assert shown.endswith("<small>Quoted from the documents.</small>")
-    assert answer_markdown(Answer.abstain()).startswith("**Not in the documents.**")
+    assert answer_markdown(Answer.abstain()) == f"*{NOT_IN_DOCUMENTS}*"
     assert "did not pass the check" in answer_markdown(Answer("x [1]", True, answer.citations, "extractive-fallback"))
-    assert "local language model" in answer_markdown(Answer("x [1]", True, answer.citations, "local"))
+    generated = answer_markdown(Answer("x [1]", True, answer.citations, "local"))
+    assert "local language model" in generated and generated.count("alert(1)") == 1  # the quote, below the text
 
 
 def test_documents_list_and_history_round_trip():
@@ -36,7 +39,7 @@ def test_the_short_answer_comes_first_in_bold_and_is_marked_inside_its_quote():
     quote = Citation(1, "a.txt", 19, 49, TEXT[19:49], 1.0)
     at = TEXT.index("alert(1)")
     short = ShortAnswer("alert(1)", "a.txt", at, at + 8)
-    shown = answer_markdown(Answer("Beta [1]", True, [quote], short_answer=short))
-    assert shown.startswith("**alert(1)**\n\n")
+    shown = answer_markdown(Answer(f"alert(1) — {quote.quote} [1]", True, [quote], short_answer=short))
+    assert shown.startswith("**alert(1)** — Beta &lt;script&gt;alert(1)&lt;/script&gt; [\\[1\\]](#cite-1)\n\n")
     rendered = source_html("a.txt", TEXT, [quote], short=short)
     assert '<sup>[1]</sup>Beta &lt;script&gt;<mark class="short">alert(1)</mark>&lt;/script&gt;</mark>' in rendered
