@@ -1,17 +1,21 @@
-"""The embedding model's two runtimes: a question embedded by the exported ONNX graph lands where
-sentence-transformers puts it, and a model's graph is named after its weights."""
+"""The embedding model without torch: texts embedded by the exported ONNX graph (or the static table) land where
+sentence-transformers puts them, a model's graph is named after its weights, and other models keep
+sentence-transformers."""
 
+import json
 import os
 
 import numpy as np
+import pytest
 
 from index.embed import (
     STATIC,
     STATIC_DIR,
-    QuestionGraph,
     StaticTable,
+    TransformerGraph,
     default_model_path,
     load_embeddings,
+    mean_pooled,
     weights_key,
 )
 
@@ -23,13 +27,18 @@ QUESTIONS = [
 ]
 
 
-def test_a_question_is_embedded_by_the_graph_where_sentence_transformers_puts_it(embeddings):
-    assert embeddings.graph is not None
-    from_graph = np.asarray([embeddings.embed_query(q) for q in QUESTIONS])
-    from_batches = np.asarray(embeddings.batches.embed_documents(QUESTIONS))
-    assert from_graph.shape == (len(QUESTIONS), 384)
-    np.testing.assert_allclose(from_graph, from_batches, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(from_graph, axis=1), 1.0, atol=1e-5)
+def test_questions_and_batches_are_embedded_by_the_graph_where_sentence_transformers_puts_them(embeddings):
+    from sentence_transformers import SentenceTransformer
+
+    assert isinstance(embeddings, TransformerGraph)
+    texts = [*QUESTIONS, "two\nlines", "", "  spaced  ", *(f"Sentence {i} " * i for i in range(1, 40))]  # padded
+    reference = SentenceTransformer(str(default_model_path()), device="cpu").encode(
+        [t.replace("\n", " ") for t in texts], normalize_embeddings=True)
+    from_batches = np.asarray(embeddings.embed_documents(texts))
+    from_questions = np.asarray([embeddings.embed_query(q) for q in QUESTIONS])
+    assert from_batches.shape == (len(texts), 384)
+    np.testing.assert_allclose(from_batches, reference, atol=1e-5)
+    np.testing.assert_allclose(from_questions, reference[:len(QUESTIONS)], atol=1e-5)
 
 
 def test_the_static_model_is_read_as_a_table_giving_sentence_transformers_vectors():
@@ -69,24 +78,35 @@ def test_the_same_model_in_another_folder_reuses_its_graph(tmp_path):
     assert weights_key(one) != weights_key(other)
 
 
-def test_a_model_without_mean_pooling_gets_no_graph():
-    class Transformer:
-        auto_model = object()
+def model_folder(tmp_path, pooling: dict, kinds: tuple[str, ...] = ("Transformer", "Pooling", "Normalize")):
+    folder = tmp_path / "model"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "modules.json").write_text(json.dumps([{"idx": i, "path": "1_Pooling" if kind == "Pooling" else "",
+                                                      "type": f"sentence_transformers.models.{kind}"}
+                                                     for i, kind in enumerate(kinds)]))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return folder
 
-    class ClsPooling:
-        def get_config_dict(self):
-            return {"pooling_mode": "cls"}
 
-    assert QuestionGraph.of([Transformer(), ClsPooling()], folder=None) is None
+@pytest.mark.parametrize(("pooling", "kinds", "graph"), [
+    ({"pooling_mode_mean_tokens": True}, ("Transformer", "Pooling", "Normalize"), True),  # MiniLM
+    ({"pooling_mode": "mean"}, ("Transformer", "Pooling"), True),  # newer configs
+    ({"pooling_mode_cls_token": True}, ("Transformer", "Pooling", "Normalize"), False),
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True}, ("Transformer", "Pooling"), False),
+    ({"pooling_mode_mean_tokens": True}, ("Transformer", "Pooling", "Dense", "Normalize"), False),
+])
+def test_only_a_transformer_with_mean_pooling_runs_as_a_graph(tmp_path, pooling, kinds, graph):
+    assert mean_pooled(model_folder(tmp_path, pooling, kinds)) is graph
 
 
-def test_a_failed_export_leaves_questions_to_sentence_transformers(embeddings, tmp_path, monkeypatch, caplog):
+def test_a_failed_export_leaves_the_model_to_sentence_transformers(tmp_path, monkeypatch, caplog):
     import index.embed
 
-    def fail(transformer, path):
+    def fail(folder, path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(index.embed, "QUESTION_GRAPH_DIR", tmp_path)
-    monkeypatch.setattr(index.embed, "export_question_graph", fail)
-    assert QuestionGraph.of(embeddings.batches._client, default_model_path()) is None
+    monkeypatch.setattr(index.embed, "GRAPH_DIR", tmp_path)
+    monkeypatch.setattr(index.embed, "export_graph", fail)
+    fallback = load_embeddings.__wrapped__(None)
+    assert not isinstance(fallback, TransformerGraph) and len(fallback.embed_query("Wagner")) == 384
     assert "disk full" in caplog.text

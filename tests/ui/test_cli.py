@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from qa.feedback import FEEDBACK_FILE, FeedbackLog, Judgement, mark
-from tests.conftest import ARTICLE, SEEDS, SHARED_EVAL, free_port, running
+from tests.conftest import ARTICLE, ROOT, SEEDS, SHARED_EVAL, free_port, running
 from ui.cli import main
 
 CITEQA = str(Path(sys.executable).parent / "citeqa")
@@ -147,3 +147,28 @@ def test_a_running_server_holds_its_data_directory_and_index_goes_through_it(tmp
         assert "42" in reply["answer"] and reply["citations"][0]["source"] == "harbour.txt"
     after = run(env, "index", str(other))  # the server is gone: the directory is free again
     assert after.stdout.startswith("indexed 1 file: 0 chunks added, 1 kept")
+
+
+# A served answer and `citeqa ask` in a fresh process, then which of the heavy libraries it imported.
+SERVED_IMPORTS = """
+import sys
+from fastapi.testclient import TestClient
+from qa.chain import build
+from ui.cli import main
+from ui.server import create_app
+from ui.settings import Settings
+
+settings = Settings()
+with TestClient(create_app(build(settings), settings.server)) as client:
+    status = client.post("/api/ask", json={"question": "How many French soldiers are in Niger?"}).status_code
+main(["ask", "Who is the leader of Niger's junta?"])
+print(status, [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules])
+"""
+
+
+def test_answering_imports_neither_torch_nor_transformers(env):
+    run(env, "index", str(SEEDS))  # exports the embedding model's ONNX graph if this machine has none yet
+    done = subprocess.run([sys.executable, "-c", SERVED_IMPORTS], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "200 []"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -77,3 +78,38 @@ def test_two_workers_answer_and_pick_up_documents_indexed_by_another_process(env
         sources = {s["source"] for s in httpx.get(f"{url}/sources", timeout=30).json()}
         assert sources == {"niger-junta-wagner.txt", "observatory.txt"}
     assert "the index changed on disk" in log.read_text(encoding="utf-8")
+
+
+def answered_within(url: str, question: dict, grounded: bool) -> float:
+    """Seconds until `url` answers `question` grounded (or not), asking every 0.2 s; fails past FRESH_WITHIN_S."""
+    started = time.monotonic()
+    while ask(url, question)["grounded"] is not grounded:
+        assert time.monotonic() - started < FRESH_WITHIN_S, f"{url} never saw the change"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_two_servers_with_their_own_data_directories_share_one_chroma_server(env, tmp_path):
+    """Two app servers as on two machines (each its own data directory; only the Chroma server is shared): an
+    upload through one is answered by the other, and a delete through the other is gone from the first."""
+    index(env, SEEDS)
+    with contextlib.ExitStack() as servers:
+        urls = []
+        for name in ("one", "two"):
+            port = free_port()
+            urls.append(f"http://127.0.0.1:{port}/api")
+            servers.enter_context(running([CITEQA, "serve", "--port", str(port)], f"{urls[-1]}/health", 180,
+                                          env={**env, "CITEQA_DATA_DIR": str(tmp_path / name)}))
+        one, two = urls
+        assert "1,500" in ask(two, {"question": "How many French soldiers are in Niger?"})["answer"]
+        assert ask(two, NEW_QUESTION)["grounded"] is False
+        sent = httpx.post(f"{one}/documents", files=[("file", ("observatory.txt", NEW_DOC.encode()))], timeout=120)
+        assert sent.status_code == 201
+        answered_within(two, NEW_QUESTION, grounded=True)
+        cited = ask(two, NEW_QUESTION)
+        assert cited["citations"][0]["source"] == "observatory.txt" and "Ada Brunel" in cited["answer"]
+        text = httpx.get(f"{two}/sources/observatory.txt", timeout=30).json()["text"]
+        assert text[cited["citations"][0]["start"]:cited["citations"][0]["end"]] == cited["citations"][0]["quote"]
+        assert httpx.delete(f"{two}/documents/observatory.txt", timeout=60).status_code == 204
+        answered_within(one, NEW_QUESTION, grounded=False)
+        assert {s["source"] for s in httpx.get(f"{one}/sources", timeout=30).json()} == {"niger-junta-wagner.txt"}
