@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count, islice
-from pathlib import Path
 from urllib.parse import urlparse
 
 import chromadb
 import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
@@ -45,7 +46,16 @@ log = logging.getLogger(f"citeqa.{__name__}")
 # How chunk vectors are made; an index made another way is rebuilt. 1: each chunk embedded whole; 2: the mean
 # direction of its sentences' vectors (`write_sources`).
 CHUNK_VECTORS_VERSION = 2
-MANIFEST = "manifest.json"  # in the data dir: what the vectors were made with, and the version of each source
+# The store holds everything every app server needs: besides the chunk, sentence and word rows, a row per document
+# (its text, which offsets point into, and its version) and one header row (what the vectors were made with, and a
+# generation token every write changes), so servers on any machines over one Chroma server answer alike.
+DOCUMENTS, HEADER = "documents", "header"  # the two collections' kinds
+HEADER_ROW = "manifest"
+PLACEHOLDER = [1.0]  # rows read only by id still carry a vector in Chroma: one dimension
+# A batch of document rows is one request: a few MB of text, whatever the number of documents.
+DOCUMENT_BATCH_CHARS = 4_000_000
+LEGACY_MANIFEST = "manifest.json"  # where the layout before the store held the documents kept the header...
+LEGACY_DOCS = "docs"  # ...and the document texts (in the data directory): migrated into the store on first open
 LOOKUP_BATCH = 100  # sources per "which rows does each have" query
 # Rows per Chroma read or delete: Chroma turns a request into one SQL statement, and SQLite refuses one with more than
 # 32,766 variables (a 100k-chunk collection read whole failed with "too many SQL variables").
@@ -132,14 +142,16 @@ def checked(manifest: Manifest | None, expected: Manifest) -> Manifest:
 
 
 def check_index(settings: IndexSettings) -> Manifest:
-    """`IndexStore.check` without loading the model or opening Chroma: what a process that only starts others
-    (`citeqa serve --workers N`) checks, so that it does not hold a model and an index it never answers from."""
-    return checked(read_manifest(settings.data_dir / MANIFEST),
+    """`IndexStore.check` without loading the model: what a process that only starts others (`citeqa serve
+    --workers N`) checks, so that it does not hold a model and an index it never answers from."""
+    client = chroma_client(settings)
+    try:
+        header = client.get_collection(f"{settings.collection}_{HEADER}").get(ids=[HEADER_ROW], include=["documents"])
+    except NotFoundError:
+        header = {"ids": []}
+    fields = json.loads(header["documents"][0]) if header["ids"] else None
+    return checked(Manifest(**fields) if fields else None,
                    expected_manifest(settings, model_name(settings.embedding_model)))
-
-
-def read_manifest(path: Path) -> Manifest | None:
-    return Manifest(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
 def open_store(settings: IndexSettings) -> IndexStore:
@@ -154,8 +166,6 @@ class IndexStore:
         self.client = chroma_client(settings)
         self.embeddings = embeddings
         self.expected = expected_manifest(settings, embedding_model)
-        self.docs_dir = settings.data_dir / "docs"
-        self.manifest_path = settings.data_dir / MANIFEST
         self.chunks, self.sentences, self.vocabulary = self._collections()
         self._handles: dict[str, chromadb.Collection] = {}
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -164,7 +174,10 @@ class IndexStore:
         return f"{self.settings.collection}_{kind}"
 
     def _collections(self) -> tuple[Chroma, Chroma, Chroma]:
-        """Chunks (searched by vector), sentences and vocabulary words (read by id or source)."""
+        """Chunks (searched by vector), sentences and vocabulary words (read by id or source); the documents and
+        the header are made here too and read by id."""
+        for kind in (DOCUMENTS, HEADER):
+            self._collection(kind, STORED_ONLY)
         return (self._collection("chunks", SEARCHED), self._collection("sentences", STORED_ONLY),
                 self._collection("terms", STORED_ONLY))
 
@@ -172,41 +185,87 @@ class IndexStore:
         return Chroma(client=self.client, collection_name=self._name(kind), embedding_function=self.embeddings,
                       collection_configuration=configuration)
 
-    # manifest and document copies
+    # the header and the documents
     def manifest(self) -> Manifest | None:
-        return read_manifest(self.manifest_path)
+        """What the vectors were made with and each document's version, or None before anything was indexed. An
+        index written by the layout that kept these in the data directory is moved into the store first."""
+        header = self._handle(HEADER).get(ids=[HEADER_ROW], include=["documents"])
+        if not header["ids"]:
+            return self._migrated()
+        sources = {row_id: {"sha256": meta["sha256"], "chars": meta["chars"], "chunks": meta["chunks"]}
+                   for page in pages(self._handle(DOCUMENTS), ["metadatas"])
+                   for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)}
+        return Manifest(**json.loads(header["documents"][0]), sources=sources)
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings (`IncompatibleIndex`)."""
         return checked(self.manifest(), self.expected)
 
-    def generation(self) -> tuple[int, int, int] | None:
-        """What the index looks like from outside, cheaply (one stat): every write replaces the manifest, so a
-        different value means another process (or this one) wrote; None before anything was indexed."""
+    def generation(self) -> str | None:
+        """What the index looks like from outside, cheaply (one row by id): every write stores a new token, so a
+        different value means some process wrote; None before anything was indexed."""
         try:
-            stat = self.manifest_path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+            found = self._handle(HEADER).get(ids=[HEADER_ROW], include=["metadatas"])
+        except NotFoundError:  # another process rebuilt the index: its collections are new ones
+            self.reopen()
+            found = self._handle(HEADER).get(ids=[HEADER_ROW], include=["metadatas"])
+        return str(found["metadatas"][0]["generation"]) if found["ids"] else None
 
     def save_manifest(self, manifest: Manifest) -> None:
-        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.manifest_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(manifest.__dict__, indent=2, sort_keys=True), encoding="utf-8")
-        temporary.replace(self.manifest_path)
-
-    def copy_path(self, source: str) -> Path:
-        """Where the text of `source` is kept: under its own name, or with COPY_SUFFIX for PDF, DOCX and HTML
-        (report.pdf → report.pdf.text), so that no file under docs/ claims a format its bytes are not."""
-        name = source if source.lower().endswith(TEXT_SUFFIXES) else source + COPY_SUFFIX
-        return self.docs_dir / name
+        """Stores the header with a new generation (the documents' versions are their own rows')."""
+        header = {"embedding_model": manifest.embedding_model, "chunking": manifest.chunking}
+        self._handle(HEADER).upsert(ids=[HEADER_ROW], embeddings=[PLACEHOLDER], documents=[json.dumps(header)],
+                                    metadatas=[{"generation": uuid.uuid4().hex}])
 
     def text(self, source: str) -> str | None:
-        path = self.copy_path(source)
-        return path.read_text(encoding="utf-8") if path.is_file() and self._inside(path) else None
+        return self.texts([source]).get(source)
 
-    def _inside(self, path: Path) -> bool:
-        return path.resolve().is_relative_to(self.docs_dir.resolve())
+    def texts(self, sources: Collection[str]) -> dict[str, str]:
+        """The stored texts of those `sources` that have one."""
+        wanted, found = sorted(sources), {}
+        for i in range(0, len(wanted), LOOKUP_BATCH):
+            rows = self._handle(DOCUMENTS).get(ids=wanted[i:i + LOOKUP_BATCH], include=["documents"])
+            found.update(zip(rows["ids"], rows["documents"], strict=True))
+        return found
+
+    def _write_documents(self, docs: Sequence[tuple[SourceText, int]]) -> None:
+        """Each document's row (its text and version, with its number of chunks) in batches of a few MB."""
+        start = 0
+        while start < len(docs):
+            end, chars = start + 1, len(docs[start][0].text)
+            while end < len(docs) and chars + len(docs[end][0].text) <= DOCUMENT_BATCH_CHARS:
+                chars += len(docs[end][0].text)
+                end += 1
+            batch, start = docs[start:end], end
+            self._handle(DOCUMENTS).upsert(
+                ids=[d.source for d, _ in batch], embeddings=[PLACEHOLDER] * len(batch),
+                documents=[d.text for d, _ in batch],
+                metadatas=[{"sha256": d.sha256, "chars": len(d.text), "chunks": n} for d, n in batch])
+
+    def _migrated(self) -> Manifest | None:
+        """The older layout's manifest and document copies (in the data directory) moved into the store; None when
+        there is no older index either."""
+        legacy = self.settings.data_dir / LEGACY_MANIFEST
+        if not legacy.is_file():
+            return None
+        old = Manifest(**json.loads(legacy.read_text(encoding="utf-8")))
+        folder = self.settings.data_dir / LEGACY_DOCS
+        docs = []
+        for source, entry in sorted(old.sources.items()):
+            name = source if source.lower().endswith(TEXT_SUFFIXES) else source + COPY_SUFFIX
+            copy = folder / name
+            if copy.is_file() and copy.resolve().is_relative_to(folder.resolve()):
+                doc = SourceText(source, copy.read_text(encoding="utf-8"))
+                if doc.sha256 == entry.get("sha256"):
+                    docs.append((doc, int(entry.get("chunks", 0))))
+        if docs:
+            self._write_documents(docs)
+        self.save_manifest(old)
+        legacy.unlink()
+        shutil.rmtree(folder, ignore_errors=True)
+        log.warning("moved the index's manifest and %d document texts from %s into the store (the older layout)",
+                    len(docs), self.settings.data_dir)
+        return self.manifest()
 
     def problem(self) -> str | None:
         """Why the store cannot answer now, or None: a heartbeat with a short timeout (embedded: always fine)."""
@@ -221,12 +280,12 @@ class IndexStore:
 
     # writing
     def clear(self) -> None:
-        """Start over: the collections, the document copies and the manifest."""
-        for store in (self.chunks, self.sentences, self.vocabulary):
-            store.delete_collection()
+        """Start over: every collection (rows, documents, header), and an older layout's files."""
+        for kind in ("chunks", "sentences", "terms", DOCUMENTS, HEADER):
+            self.client.delete_collection(self._name(kind))
         self.reopen()
-        shutil.rmtree(self.docs_dir, ignore_errors=True)
-        self.manifest_path.unlink(missing_ok=True)
+        (self.settings.data_dir / LEGACY_MANIFEST).unlink(missing_ok=True)
+        shutil.rmtree(self.settings.data_dir / LEGACY_DOCS, ignore_errors=True)
 
     def reopen(self) -> None:
         """Fresh handles on the collections. Another process's `citeqa index --rebuild` replaces them (new ids), and
@@ -262,12 +321,13 @@ class IndexStore:
         return plans
 
     def write_sources(self, plans: Sequence[SourcePlan], on_embedded: Callable[[int], None]) -> None:
-        """Make the store hold exactly the planned chunks and sentences for the documents, and their copies.
+        """Make the store hold exactly the planned chunks and sentences for the documents, and their texts.
 
         The documents' rows go in together (a Chroma add costs ~0.1 s however few its rows: one per document made
-        small files slow), then each document's copy, last: a write cut short leaves rows no copy matches, which
-        `snapshot` leaves out. Only sentences go through the model: a chunk's vector is the normalized mean of its
-        sentences' vectors (each sentence embedded once, not once alone and again in every chunk that holds it).
+        small files slow), then each document's own row (its text and version), last: a write cut short leaves rows
+        no stored text matches, which `snapshot` leaves out, and the old version recorded, so it is written again.
+        Only sentences go through the model: a chunk's vector is the normalized mean of its sentences' vectors
+        (each sentence embedded once, not once alone and again in every chunk that holds it).
         """
         new_sentences = {k: v for plan in plans for k, v in plan.new_sentences.items()}
         new_chunks = {k: v for plan in plans for k, v in plan.new_chunks.items()}
@@ -290,12 +350,7 @@ class IndexStore:
         on_embedded(len(new_chunks))
         self._delete(self.chunks, [row for plan in plans for row in plan.stale_chunks])
         self._delete(self.sentences, [row for plan in plans for row in plan.stale_sentences])
-        for plan in plans:
-            copy = self.copy_path(plan.doc.source)
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            partial = copy.with_name(f"{copy.name}.partial")  # a crash never leaves a half-written copy to read
-            partial.write_text(plan.doc.text, encoding="utf-8")
-            partial.replace(copy)
+        self._write_documents([(plan.doc, plan.chunks) for plan in plans])
 
     def new_words(self, docs: Sequence[tuple[SourceText, Sequence[Sentence]]]) -> list[str]:
         """Words of `docs` the vocabulary has no vector for yet (it only grows: a stale word matches nothing)."""
@@ -310,12 +365,12 @@ class IndexStore:
         self._write("terms", rows, self._embed(rows, on_embedded), keep_text=False)
 
     def remove_source(self, source: str) -> int:
+        """The document's own row goes first: rows left by a removal cut short match no stored text (never
+        answered), and the document is no longer recorded as indexed (indexing it again writes it whole)."""
+        self._handle(DOCUMENTS).delete(ids=[source])
         old_chunks, old_sentences = self.stored_ids([source])[source]
         self._delete(self.chunks, sorted(old_chunks))
         self._delete(self.sentences, sorted(old_sentences))
-        copy = self.copy_path(source)
-        if self._inside(copy):
-            copy.unlink(missing_ok=True)
         return len(old_chunks)
 
     def _embed(self, rows: dict[str, tuple[str, dict]], on_embedded: Callable[[int], None]) -> np.ndarray:
@@ -421,7 +476,8 @@ class IndexStore:
                               meta["content_hash"], meta["sentence_starts"], meta["sentence_ends"])
                   for page in rows("chunks", ["metadatas"])
                   for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)]
-        texts = {source: self.text(source) or "" for source in {c.source for c in chunks}}
+        stored = self.texts({c.source for c in chunks})
+        texts = {source: stored.get(source, "") for source in {c.source for c in chunks}}
         whole = sorted((c for c in chunks if c.matches(texts[c.source])), key=lambda c: (c.source, c.start))
         sentences: list[tuple[str, int, int, int]] = []
         vectors, read = [], 0

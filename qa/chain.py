@@ -45,7 +45,7 @@ class QuestionError(ValueError):
 class Derived:
     """The parts of the chain built from one snapshot of the index; a request uses one of these throughout."""
 
-    generation: tuple[int, int, int] | None  # the store's generation read just before the snapshot was taken
+    generation: str | None  # the store's generation token read just before the snapshot was taken
     versions: dict[str, str]  # each source's sha256 in the manifest read just before the snapshot
     snapshot: Snapshot
     words: list[list[str]]  # each sentence's terms, kept so that a refresh tokenizes only changed documents

@@ -55,7 +55,9 @@ class IndexWatcher:
                 if self.failure:
                     log.info("the index was re-read: no longer stale")
                 self.failure = None
-            except Exception as error:  # a store that is down now is tried again at the next look
+            except StoreUnavailable as error:  # an outage, which health reports as "degraded": tried again next look
+                log.debug("could not look at the index: %s", error)
+            except Exception as error:  # the store answers but the changed index cannot be read: answers are stale
                 if not self.failure:
                     log.warning("could not re-read the changed index (trying again every %.0f s): %s", self.every,
                                 error)

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pytest
@@ -26,21 +27,38 @@ def stored(store: IndexStore) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("name", ["../secret.txt", "../../secret.txt", "/tmp/secret.txt", "sub/../../secret.txt"])
-def test_a_source_name_never_reads_or_deletes_a_file_outside_the_document_copies(store, name):
-    """The guard itself, with a real file where the name points: the API's lookup never gets this far."""
-    target = (store.docs_dir / name).resolve()
+def test_a_source_name_is_a_row_id_never_a_path(store, name):
+    """Texts live in the store: a name that would climb folders reads and deletes nothing on disk."""
+    target = (store.settings.data_dir / "docs" / name).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     created = not target.exists()
     if created:
         target.write_text("not a document", encoding="utf-8")
     try:
-        assert store.copy_path(name).resolve() == target and target.is_file()
         assert store.text(name) is None
         store.remove_source(name)
         assert target.read_text(encoding="utf-8") == "not a document"
     finally:
         if created:
             target.unlink()
+
+
+def test_an_index_in_the_older_layout_is_moved_into_the_store(store, docs, caplog):
+    """The layout before kept the manifest and the document texts in the data directory."""
+    Indexer(store).run([docs])
+    manifest, snapshot = store.manifest(), store.snapshot()
+    data = store.settings.data_dir
+    (data / "docs").mkdir(parents=True, exist_ok=True)
+    (data / "docs" / ARTICLE.name).write_text(store.text(ARTICLE.name), encoding="utf-8")
+    (data / "docs" / "note.md").write_text(store.text("note.md"), encoding="utf-8")
+    (data / "manifest.json").write_text(json.dumps(manifest.__dict__), encoding="utf-8")
+    for kind in ("documents", "header"):
+        store.client.delete_collection(f"{store.settings.collection}_{kind}")
+    older = IndexStore(store.settings, store.embeddings, model_name(None))
+    assert older.manifest() == manifest
+    assert "moved the index's manifest and 2 document texts" in caplog.text
+    assert older.snapshot().texts == snapshot.texts and older.generation() is not None
+    assert not (data / "manifest.json").exists() and not (data / "docs").exists()
 
 
 def test_index_stores_exact_offset_chunks_with_scalar_metadata(store, docs):
@@ -104,12 +122,12 @@ def test_prune_drops_files_that_are_gone(store, docs):
 
 def test_a_bad_file_leaves_the_index_untouched(store, docs):
     Indexer(store).run([docs])
-    before, manifest = stored(store), store.manifest_path.read_text()
+    before, manifest, generation = stored(store), store.manifest(), store.generation()
     (docs / "note.md").write_text("changed, but next to a bad file", encoding="utf-8")
     (docs / "latin.txt").write_bytes("Caf\u00e9".encode("latin-1"))
     with pytest.raises(IngestError, match="latin.txt"):
         Indexer(store).run([docs])
-    assert stored(store) == before and store.manifest_path.read_text() == manifest
+    assert stored(store) == before and store.manifest() == manifest and store.generation() == generation
 
 
 def test_other_chunking_is_refused_by_readers_and_rebuilt_by_the_indexer(store, docs, embeddings):
@@ -139,7 +157,7 @@ def test_add_indexes_read_documents_and_says_when_it_replaced_one(store, docs):
     first = Indexer(store).add([pdf])
     assert first == [Added("report.pdf", len(pdf.text), first[0].chunks, replaced=False)] and first[0].chunks >= 1
     assert store.text("report.pdf") == pdf.text
-    assert (store.docs_dir / "report.pdf.text").is_file() and not (store.docs_dir / "report.pdf").exists()
+    assert not (store.settings.data_dir / "docs").exists()  # the text is in the store, nothing beside it
     shorter = read_bytes(pdf_bytes("The plant was closed in 2024. Nobody works there now."), "report.pdf", "x")
     [again] = Indexer(store).add([shorter])
     assert again.replaced and again.chars == len(shorter.text)
