@@ -6,7 +6,7 @@ For each size it generates a corpus (deterministic: runs of consecutive sentence
 from a different starting point, so every chunk is distinct and the SQuAD questions about its article answerable),
 indexes it with `citeqa index` into a fresh collection, and measures:
 - indexing: chunks/s end to end (the bench corpus repeats sentences across files, which the index run embeds once;
-  unique text is slower: see the README), the index command's peak RSS;
+  unique text is slower: see docs/scale.md), the index command's peak RSS;
 - answering in process, citeqa's extractive chain and the peer (a dense top-1 LangChain retriever over the same
   Chroma chunks, the usual tutorial pipeline) on the same questions: p50/p95 latency, answers/s with 1 and 8 threads;
 - over HTTP: `citeqa serve` start-up (to a healthy /api/health) and RSS after the questions, answers/s with 1 and 8

@@ -13,7 +13,8 @@ FROM_ENVIRONMENT = SettingsConfigDict(env_prefix="CITEQA_", extra="ignore")
 class IndexSettings(BaseSettings):
     model_config = FROM_ENVIRONMENT
 
-    data_dir: Path = Field(Path(".citeqa"), description="Where the index, manifest and document copies live.")
+    data_dir: Path = Field(Path(".citeqa"), description="The embedded store (chunks, sentences, document texts), the "
+                           "server lock and the feedback; with CITEQA_CHROMA_URL only the lock and the feedback.")
     chroma_url: str | None = Field(None, description="Use this Chroma server instead of the embedded store.")
     collection: str = Field("citeqa", min_length=3, max_length=40, description="Chroma collection name prefix.")
     seeds_dir: Path = Field(Path("seeds"), description="What `citeqa index` indexes when given no path.")

@@ -18,7 +18,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # What a client is told to wait after a refusal: about one answer's time under full load (p50 0.6 s at 64 clients
-# with 8 in flight on a busy 2-core machine, README "Reliability"), rounded up to the header's whole seconds.
+# with 8 in flight on a busy 2-core machine, docs/reliability.md), rounded up to the header's whole seconds.
 SHED_RETRY_AFTER_S = 1
 
 

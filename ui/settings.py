@@ -4,7 +4,8 @@
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-from index.settings import FROM_ENVIRONMENT
+from index.settings import FROM_ENVIRONMENT, IndexSettings
+from qa.settings import AnsweringSettings, LLMSettings
 from qa.settings import Settings as AnsweringChainSettings
 
 
@@ -37,3 +38,17 @@ class Settings(AnsweringChainSettings):
     """The answering chain's sections (index, answering, llm) and the server's."""
 
     server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+SECTIONS = (IndexSettings, AnsweringSettings, LLMSettings, ServerSettings)  # in the order the README lists them
+
+
+def settings_table() -> str:
+    """The README's table of every setting, from the fields themselves: its variable, default and description."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for section in SECTIONS:
+        for name, field in section.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            shown = "unset" if default is None else f"`{default}`"
+            rows.append(f"| `CITEQA_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)

@@ -44,7 +44,7 @@ def store(tmp_path_factory, embeddings) -> IndexStore:
 def client(store):
     """Uploads, replacements and removals are what these tests read; the rule-based selector answers the one-line
     toy documents predictably (the learned one abstains on "When did the Kennedy bridge open?" over its two-sentence
-    document: P(answerable) 0.53 against 0.58; a weakness of its decision, in the README)."""
+    document: P(answerable) 0.53 against 0.58; a weakness of its decision, in docs/reader.md)."""
     server = ServerSettings(max_upload_mb=LIMIT_MB)
     with TestClient(create_app(CitedQA(store, AnsweringSettings(selector="rules")), server)) as test_client:
         yield test_client
