@@ -374,21 +374,27 @@ def decision_features(reads: list[Read], rank: Linear) -> np.ndarray:
                                            r.first, r.shortlist, r.evidence, r.case.table) for r in reads])
 
 
-def out_of_fold(reads: list[Read], seed: int) -> np.ndarray:
-    """Each read's P(answerable) from a decision fitted without its document (folds by document)."""
+def out_of_fold(reads: list[Read], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each read's P(answerable), and whether the ranker puts a sentence that holds the answer first, from a
+    decision fitted without its document (folds by document)."""
     docs = sorted({r.case.question["doc"] for r in reads})
     random.Random(seed).shuffle(docs)
     fold_of = {doc: i % FOLDS for i, doc in enumerate(docs)}
-    chance = np.zeros(len(reads))
+    chance, right = np.zeros(len(reads)), np.zeros(len(reads), dtype=bool)
     for fold in range(min(FOLDS, len(docs))):
         held = [i for i, r in enumerate(reads) if fold_of[r.case.question["doc"]] == fold]
         kept = [r for r in reads if fold_of[r.case.question["doc"]] != fold]
         if len({r.case.answerable for r in kept}) < 2:  # too little data to hold anything out (tests' tiny sets)
             kept = reads
         ranker, answerable = fit_decision(kept, seed)
-        features = decision_features([reads[i] for i in held], Linear.from_card(ranker, RANKER_FEATURES))
+        rank = Linear.from_card(ranker, RANKER_FEATURES)
+        features = decision_features([reads[i] for i in held], rank)
         chance[held] = Linear.from_card(answerable, ANSWERABLE_FEATURES).probability(features)
-    return chance
+        for i in held:
+            read = reads[i]
+            right[i] = read.gold[int(np.argmax(rank.logit(ranker_features(read.readings, read.first,
+                                                                           read.shortlist))))]
+    return chance, right
 
 
 def calibrate(reads: list[Read], seed: int, say: Callable[[str], None]) -> tuple[dict, dict, list[dict]]:
@@ -398,9 +404,14 @@ def calibrate(reads: list[Read], seed: int, say: Callable[[str], None]) -> tuple
     ranker, answerable = fit_decision(reads, seed)
     say(f"ranker: weights {named(RANKER_FEATURES, ranker)}")
     say(f"answerable: weights {named(ANSWERABLE_FEATURES, answerable)}")
-    chance = out_of_fold(reads, seed)
+    chance, right = out_of_fold(reads, seed)
     held = list(range(len(reads)))
     genres = sorted({reads[i].case.genre for i in held})
+    answering = [i for i in held if reads[i].case.answerable]
+    say("answerable decision questions, shortlisted by the first stage / put first by the ranker out of fold: "
+        + ", ".join(
+            f"{g} {np.mean([any(reads[i].gold) for i in answering if reads[i].case.genre == g]):.3f}/"
+            f"{np.mean([right[i] for i in answering if reads[i].case.genre == g]):.3f}" for g in genres))
     curve = []
     for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
         point = {"threshold": float(threshold)}
