@@ -25,8 +25,9 @@ from qa.select import Evidence, Found, ScoredSpan, Selection, SpanSelector, clau
 # for, a number for "how many", a name beside "president" for "who"; and whether the rules rule it out).
 # "asks" and "heading": the sentence is a question (an interviewer's) or a title; interview transcripts quoted the
 # interviewer's questions back as answers (GUM learning documents, never measuring ones).
-FIRST_STAGE_FEATURES = ("dense", "overlap", "chunk", "fits", "ruled out", "asks", "heading")
-RANKER_FEATURES = ("first stage", "relevance", "span", "fits", "ruled out", "asks", "heading")
+# "replies": the sentence follows a question that shares the user's words: in an interview, the reply to it.
+FIRST_STAGE_FEATURES = ("dense", "overlap", "chunk", "fits", "ruled out", "asks", "heading", "replies")
+RANKER_FEATURES = ("first stage", "relevance", "span", "fits", "ruled out", "asks", "heading", "replies")
 # The overlaps and the best sentence's dense similarity: chosen by leave-one-article-out on the calibration articles
 # (abstain_ok at 15% false_abstain 0.365 -> 0.405, AUC 0.646 -> 0.660), never on the measuring articles; "unmatched"
 # (how much of the question no document names) and the rules' cues on the best sentence, added with GUM.
@@ -76,7 +77,7 @@ def fits(found: Found) -> float:
 
 
 def cues(found: Found) -> list[float]:
-    return [fits(found), float(found.expected is None), float(found.asks), float(found.heading)]
+    return [fits(found), float(found.expected is None), float(found.asks), float(found.heading), found.replies]
 
 
 def first_stage_features(found: list[Found]) -> np.ndarray:

@@ -69,6 +69,7 @@ class Found:
     expected: float | None  # how well it holds what the question asks for (`SpanSelector.expected`); None: not at all
     asks: bool = False  # it is itself a question (an interviewer's, a FAQ's): it rarely answers one
     heading: bool = False  # it ends without a sentence's punctuation: a title, a heading, a caption
+    replies: float = 0.0  # it follows a question (an interviewer's): how much of the user's question that one shares
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,8 @@ class SpanSelector:
         rows = np.fromiter(chunk_score, dtype=np.int64)
         dense = (self.vectors[rows].astype(np.float32) @ retrieved.vector).tolist() if len(rows) else []
         found = [Found(row, similarity, overlap.of(self.terms(row), self.terms_before(row)),
-                       chunk_score[row], self.expected(row, question), *form(self.quote(self.sentences.span(row))))
+                       chunk_score[row], self.expected(row, question), *form(self.quote(self.sentences.span(row))),
+                       replies=self.replies(row, overlap))
                  for row, similarity in zip(rows.tolist(), dense, strict=True)]
         return Evidence(retrieved, question, overlap, found, self._unmatched(overlap.question, retrieved.expansions))
 
@@ -246,6 +248,14 @@ class SpanSelector:
     def previous(self, row: int, count: int = 1) -> str:
         """The content sentences just before, in the same source: where a quote's speaker is often named."""
         return " ".join(self.quote(self.sentences.span(r)) for r in self.rows_before(row, count))
+
+    def replies(self, row: int, overlap: Overlap) -> float:
+        """How much of the question the sentence before shares when that one is itself a question: the sentence
+        answering an interviewer's question that matches the user's shares few of its words."""
+        before = self.rows_before(row, 1)
+        if not before or not form(self.quote(self.sentences.span(before[0])))[0]:
+            return 0.0
+        return overlap.of(self.terms(before[0]))
 
     def rows_before(self, row: int, count: int) -> list[int]:
         source = self.sentences.source[row]

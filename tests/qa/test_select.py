@@ -3,9 +3,10 @@ abstention, clause windows, and exact offsets."""
 
 import pytest
 
+from index.text import terms
 from qa.chain import CitedQA
 from qa.question import Expect, read
-from qa.select import ScoredSpan, Selection, SpanSelector, Weights, clause_windows, form
+from qa.select import Overlap, ScoredSpan, Selection, SpanSelector, Weights, clause_windows, form
 from qa.settings import AnsweringSettings
 from tests.conftest import small_index
 
@@ -179,3 +180,15 @@ def test_outside_a_transcript_no_one_speaks_a_turn(transcript):
 ])
 def test_a_sentence_that_asks_or_heads_a_section_is_told_apart(sentence, asks, heading):
     assert form(sentence) == (asks, heading)
+
+
+def test_a_reply_carries_how_much_of_the_question_the_question_before_it_shares(transcript):
+    asked = Overlap({term: 1.0 for term in terms("Where did Nick Bos study?")}, {})
+
+    def replies(sentence: str) -> float:
+        return transcript.replies(transcript.sentences.row("interview.txt", INTERVIEW.index(sentence)), asked)
+
+    question_before = asked.of(frozenset(terms("Wikinews: Where did you study?")))
+    assert replies("Nick Bos: In Copenhagen.") == question_before > 0  # "study" of "Where did Nick Bos study?"
+    assert replies("They never stopped working, even at night.") == 0.0  # after a statement
+    assert replies("Wikinews: What got you interested in ants?") == 0.0  # the document's first sentence
