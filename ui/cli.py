@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from qa.split import PARTS
+from ui.logs import configure
 from ui.settings import Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 EXAMPLES = """examples:
   citeqa index                       index seeds/ (only what changed)
@@ -101,8 +101,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format=LOG_FORMAT)
+    configure(verbose=args.verbose, serving=args.command == "serve")
     try:
         settings = Settings()
     except ValueError as error:

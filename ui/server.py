@@ -28,6 +28,7 @@ from qa.feedback import FEEDBACK_FILE, FeedbackLog
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD, STORE_RETRY_AFTER_S, router
 from ui.chat import CITE_CLICKS, CSS, build_chat
 from ui.limits import BodyLimit
+from ui.logs import configure
 from ui.settings import ServerSettings, Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
@@ -134,7 +135,6 @@ class WorkersNeedAServer(ValueError):
 
 def serve(settings: Settings, workers: int = 1) -> None:
     """Loads the model and the index once per worker, then serves until interrupted."""
-    logging.getLogger("citeqa").setLevel(logging.INFO)  # why an answer fell back is logged at INFO
     server = settings.server
     if workers > 1 and not settings.index.chroma_url:
         raise WorkersNeedAServer(f"--workers {workers} needs a Chroma server (CITEQA_CHROMA_URL): the embedded store "
@@ -162,9 +162,6 @@ def serve(settings: Settings, workers: int = 1) -> None:
 def worker_app() -> FastAPI:
     """One worker of `citeqa serve --workers N`: uvicorn calls this in each worker process, which reads the same
     CITEQA_ settings; the workers share the Chroma server and the data dir, and each watches the index."""
-    from ui.cli import LOG_FORMAT
-
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-    logging.getLogger("citeqa").setLevel(logging.INFO)
+    configure(serving=True)
     settings = Settings()
     return create_app(build(settings), settings.server, ready=f"worker {os.getpid()} ready")
