@@ -1,4 +1,5 @@
-"""Chroma (chunks and sentences, with their vectors), a copy of each indexed text, and a manifest.
+"""Chroma holds the whole index: chunks and sentences with their vectors, vocabulary words, each document's text and
+version, and a header (what the vectors were made with, and a generation token every write changes).
 
 Chroma is the one store of record: the keyword index and the answerer's sentence table are rebuilt from it
 (`IndexStore.snapshot`), so they cannot drift from it.
@@ -23,7 +24,6 @@ import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
-from langchain_chroma import Chroma
 from langchain_core.embeddings import Embeddings
 
 from index.embed import load_embeddings, model_name
@@ -166,24 +166,23 @@ class IndexStore:
         self.client = chroma_client(settings)
         self.embeddings = embeddings
         self.expected = expected_manifest(settings, embedding_model)
-        self.chunks, self.sentences, self.vocabulary = self._collections()
         self._handles: dict[str, chromadb.Collection] = {}
+        self.chunks, self.sentences, self.vocabulary = self._collections()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _name(self, kind: str) -> str:
         return f"{self.settings.collection}_{kind}"
 
-    def _collections(self) -> tuple[Chroma, Chroma, Chroma]:
+    def _collections(self) -> tuple[chromadb.Collection, chromadb.Collection, chromadb.Collection]:
         """Chunks (searched by vector), sentences and vocabulary words (read by id or source); the documents and
-        the header are made here too and read by id."""
-        for kind in (DOCUMENTS, HEADER):
-            self._collection(kind, STORED_ONLY)
-        return (self._collection("chunks", SEARCHED), self._collection("sentences", STORED_ONLY),
-                self._collection("terms", STORED_ONLY))
-
-    def _collection(self, kind: str, configuration: dict) -> Chroma:
-        return Chroma(client=self.client, collection_name=self._name(kind), embedding_function=self.embeddings,
-                      collection_configuration=configuration)
+        the header are opened here too and read by id. One kind of handle, chromadb's own, opened once per store
+        (a lookup is ~8 ms over HTTP): every row is written with its vector, so Chroma embeds nothing itself."""
+        self._handles = {kind: self.client.get_or_create_collection(self._name(kind), configuration=configuration,
+                                                                    embedding_function=None)
+                         for kind, configuration in (("chunks", SEARCHED), ("sentences", STORED_ONLY),
+                                                     ("terms", STORED_ONLY), (DOCUMENTS, STORED_ONLY),
+                                                     (HEADER, STORED_ONLY))}
+        return self._handles["chunks"], self._handles["sentences"], self._handles["terms"]
 
     # the header and the documents
     def manifest(self) -> Manifest | None:
@@ -291,7 +290,6 @@ class IndexStore:
         """Fresh handles on the collections. Another process's `citeqa index --rebuild` replaces them (new ids), and
         a handle on a replaced one fails every read: a reader re-opens before each snapshot."""
         self.chunks, self.sentences, self.vocabulary = self._collections()
-        self._handles.clear()
 
     def stored_ids(self, sources: Sequence[str]) -> dict[str, tuple[set[str], set[str]]]:
         """Each source's stored chunk and sentence ids, asked for many sources at once (a round trip per
@@ -416,9 +414,6 @@ class IndexStore:
                            metadatas=[rows[k][1] for k in batch])
 
     def _handle(self, kind: str) -> chromadb.Collection:
-        """chromadb's own handle on a collection (one lookup per store, not one per write: ~8 ms each over HTTP)."""
-        if kind not in self._handles:
-            self._handles[kind] = self.client.get_collection(self._name(kind))
         return self._handles[kind]
 
     def _words(self, known: set[str]) -> Iterator[dict]:
@@ -432,13 +427,13 @@ class IndexStore:
             yield self._handle("terms").get(ids=new[i:i + PAGE], include=["embeddings"])
 
     @staticmethod
-    def _delete(store: Chroma, ids: list[str]) -> None:
+    def _delete(store: chromadb.Collection, ids: list[str]) -> None:
         for i in range(0, len(ids), PAGE):
             store.delete(ids=ids[i:i + PAGE])
 
     # reading
     def count(self) -> int:
-        return self.client.get_collection(self._name("chunks")).count()
+        return self.chunks.count()
 
     @contextmanager
     def reachable(self) -> Iterator[None]:

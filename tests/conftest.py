@@ -62,8 +62,9 @@ def nothing_dropped_by_verify(request) -> Iterator[None]:
 
 def rows_only(collection, rows: dict[str, tuple[str, dict]]) -> None:
     """Writes rows into a collection and nothing else (no copy, no manifest): a write cut short."""
-    collection.add_texts([text for text, _ in rows.values()], metadatas=[meta for _, meta in rows.values()],
-                         ids=list(rows))
+    texts = [text for text, _ in rows.values()]
+    collection.add(ids=list(rows), embeddings=load_embeddings(None).embed_documents(texts), documents=texts,
+                   metadatas=[meta for _, meta in rows.values()])
 
 
 def free_port() -> int:
