@@ -17,6 +17,10 @@ class Span:
     def text_in(self, text: str) -> str:
         return text[self.start:self.end]
 
+    def within(self, other: Span) -> bool:
+        """Whether this span lies wholly inside `other` (same source)."""
+        return self.source == other.source and other.start <= self.start and self.end <= other.end
+
 
 @dataclass(frozen=True, slots=True)
 class Sentence:

@@ -141,16 +141,24 @@ def checked(manifest: Manifest | None, expected: Manifest) -> Manifest:
     return manifest
 
 
+def collection_name(settings: IndexSettings, kind: str) -> str:
+    return f"{settings.collection}_{kind}"
+
+
+def read_header(collection: chromadb.Collection) -> dict | None:
+    """What the vectors were made with (embedding model, chunking), from the header row; None before any index."""
+    found = collection.get(ids=[HEADER_ROW], include=["documents"])
+    return json.loads(found["documents"][0]) if found["ids"] else None
+
+
 def check_index(settings: IndexSettings) -> Manifest:
     """`IndexStore.check` without loading the model: what a process that only starts others (`citeqa serve
     --workers N`) checks, so that it does not hold a model and an index it never answers from."""
-    client = chroma_client(settings)
     try:
-        header = client.get_collection(f"{settings.collection}_{HEADER}").get(ids=[HEADER_ROW], include=["documents"])
+        header = read_header(chroma_client(settings).get_collection(collection_name(settings, HEADER)))
     except NotFoundError:
-        header = {"ids": []}
-    fields = json.loads(header["documents"][0]) if header["ids"] else None
-    return checked(Manifest(**fields) if fields else None,
+        header = None
+    return checked(Manifest(**header) if header else None,
                    expected_manifest(settings, model_name(settings.embedding_model)))
 
 
@@ -166,35 +174,44 @@ class IndexStore:
         self.client = chroma_client(settings)
         self.embeddings = embeddings
         self.expected = expected_manifest(settings, embedding_model)
-        self._handles: dict[str, chromadb.Collection] = {}
-        self.chunks, self.sentences, self.vocabulary = self._collections()
+        self._handles = self._collections()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _name(self, kind: str) -> str:
-        return f"{self.settings.collection}_{kind}"
+        return collection_name(self.settings, kind)
 
-    def _collections(self) -> tuple[chromadb.Collection, chromadb.Collection, chromadb.Collection]:
-        """Chunks (searched by vector), sentences and vocabulary words (read by id or source); the documents and
-        the header are opened here too and read by id. One kind of handle, chromadb's own, opened once per store
-        (a lookup is ~8 ms over HTTP): every row is written with its vector, so Chroma embeds nothing itself."""
-        self._handles = {kind: self.client.get_or_create_collection(self._name(kind), configuration=configuration,
-                                                                    embedding_function=None)
-                         for kind, configuration in (("chunks", SEARCHED), ("sentences", STORED_ONLY),
-                                                     ("terms", STORED_ONLY), (DOCUMENTS, STORED_ONLY),
-                                                     (HEADER, STORED_ONLY))}
-        return self._handles["chunks"], self._handles["sentences"], self._handles["terms"]
+    def _collections(self) -> dict[str, chromadb.Collection]:
+        """Chunks (searched by vector), sentences and vocabulary words (read by id or source), the documents and
+        the header (read by id). One kind of handle, chromadb's own, opened once per store (a lookup is ~8 ms over
+        HTTP): every row is written with its vector, so Chroma embeds nothing itself."""
+        return {kind: self.client.get_or_create_collection(self._name(kind), configuration=configuration,
+                                                           embedding_function=None)
+                for kind, configuration in (("chunks", SEARCHED), ("sentences", STORED_ONLY), ("terms", STORED_ONLY),
+                                            (DOCUMENTS, STORED_ONLY), (HEADER, STORED_ONLY))}
+
+    @property
+    def chunks(self) -> chromadb.Collection:
+        return self._handles["chunks"]
+
+    @property
+    def sentences(self) -> chromadb.Collection:
+        return self._handles["sentences"]
+
+    @property
+    def vocabulary(self) -> chromadb.Collection:
+        return self._handles["terms"]
 
     # the header and the documents
     def manifest(self) -> Manifest | None:
         """What the vectors were made with and each document's version, or None before anything was indexed. An
         index written by the layout that kept these in the data directory is moved into the store first."""
-        header = self._handle(HEADER).get(ids=[HEADER_ROW], include=["documents"])
-        if not header["ids"]:
+        header = read_header(self._handle(HEADER))
+        if header is None:
             return self._migrated()
         sources = {row_id: {"sha256": meta["sha256"], "chars": meta["chars"], "chunks": meta["chunks"]}
                    for page in pages(self._handle(DOCUMENTS), ["metadatas"])
                    for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)}
-        return Manifest(**json.loads(header["documents"][0]), sources=sources)
+        return Manifest(**header, sources=sources)
 
     def check(self) -> Manifest:
         """The manifest, or why the store cannot be read with the current settings (`IncompatibleIndex`)."""
@@ -289,7 +306,7 @@ class IndexStore:
     def reopen(self) -> None:
         """Fresh handles on the collections. Another process's `citeqa index --rebuild` replaces them (new ids), and
         a handle on a replaced one fails every read: a reader re-opens before each snapshot."""
-        self.chunks, self.sentences, self.vocabulary = self._collections()
+        self._handles = self._collections()
 
     def stored_ids(self, sources: Sequence[str]) -> dict[str, tuple[set[str], set[str]]]:
         """Each source's stored chunk and sentence ids, asked for many sources at once (a round trip per
@@ -471,8 +488,9 @@ class IndexStore:
                               meta["content_hash"], meta["sentence_starts"], meta["sentence_ends"])
                   for page in rows("chunks", ["metadatas"])
                   for row_id, meta in zip(page["ids"], page["metadatas"], strict=True)]
-        stored = self.texts({c.source for c in chunks})
-        texts = {source: stored.get(source, "") for source in {c.source for c in chunks}}
+        chunk_sources = {c.source for c in chunks}
+        stored = self.texts(chunk_sources)
+        texts = {source: stored.get(source, "") for source in chunk_sources}
         whole = sorted((c for c in chunks if c.matches(texts[c.source])), key=lambda c: (c.source, c.start))
         sentences: list[tuple[str, int, int, int]] = []
         vectors, read = [], 0

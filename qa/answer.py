@@ -44,7 +44,7 @@ class ShortAnswer:
         return cls(span.text_in(texts.get(span.source, "")), span.source, span.start, span.end)
 
     def inside(self, citations: list[Citation]) -> bool:
-        return any(c.source == self.source and c.start <= self.start and self.end <= c.end for c in citations)
+        return any(Span(self.source, self.start, self.end).within(c.span) for c in citations)
 
 
 @dataclass

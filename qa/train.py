@@ -363,15 +363,20 @@ def fit_decision(reads: list[Read], seed: int) -> tuple[dict, dict]:
     ranker = fit_linear(np.vstack([ranker_features(r.readings, r.first, r.shortlist) for r in reads]),
                         np.concatenate([r.gold for r in reads]), seed,
                         np.repeat(weights, [len(r.shortlist) for r in reads]))
-    rank = Linear.from_card(ranker, RANKER_FEATURES)
-    answerable = fit_linear(decision_features(reads, rank), np.asarray([r.case.answerable for r in reads]), seed,
+    ranks = ranked(reads, Linear.from_card(ranker, RANKER_FEATURES))
+    answerable = fit_linear(decision_features(reads, ranks), np.asarray([r.case.answerable for r in reads]), seed,
                             weights)
     return ranker, answerable
 
 
-def decision_features(reads: list[Read], rank: Linear) -> np.ndarray:
-    return np.asarray([answerable_features(rank.logit(ranker_features(r.readings, r.first, r.shortlist)), r.readings,
-                                           r.first, r.shortlist, r.evidence, r.case.table) for r in reads])
+def ranked(reads: list[Read], rank: Linear) -> list[np.ndarray]:
+    """The ranker's logit for each shortlisted sentence of each read."""
+    return [rank.logit(ranker_features(r.readings, r.first, r.shortlist)) for r in reads]
+
+
+def decision_features(reads: list[Read], ranks: list[np.ndarray]) -> np.ndarray:
+    return np.asarray([answerable_features(rank, r.readings, r.first, r.shortlist, r.evidence, r.case.table)
+                       for r, rank in zip(reads, ranks, strict=True)])
 
 
 def out_of_fold(reads: list[Read], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -387,13 +392,10 @@ def out_of_fold(reads: list[Read], seed: int) -> tuple[np.ndarray, np.ndarray]:
         if len({r.case.answerable for r in kept}) < 2:  # too little data to hold anything out (tests' tiny sets)
             kept = reads
         ranker, answerable = fit_decision(kept, seed)
-        rank = Linear.from_card(ranker, RANKER_FEATURES)
-        features = decision_features([reads[i] for i in held], rank)
-        chance[held] = Linear.from_card(answerable, ANSWERABLE_FEATURES).probability(features)
-        for i in held:
-            read = reads[i]
-            right[i] = read.gold[int(np.argmax(rank.logit(ranker_features(read.readings, read.first,
-                                                                           read.shortlist))))]
+        ranks = ranked([reads[i] for i in held], Linear.from_card(ranker, RANKER_FEATURES))
+        chance[held] = Linear.from_card(answerable, ANSWERABLE_FEATURES).probability(
+            decision_features([reads[i] for i in held], ranks))
+        right[held] = [reads[i].gold[int(np.argmax(rank))] for i, rank in zip(held, ranks, strict=True)]
     return chance, right
 
 

@@ -18,7 +18,6 @@ from starlette.datastructures import UploadFile
 from starlette.types import Receive, Scope, Send
 
 from index.load import IngestError, TooLarge, UnsupportedType
-from index.store import StoreUnavailable
 from qa.answer import Answer
 from qa.chain import CitedQA, QuestionError
 from qa.documents import DocumentLibrary, Upload
@@ -153,16 +152,14 @@ def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server:
                                 headers={"Retry-After": str(SHED_RETRY_AFTER_S)})
 
     def started(request: AskRequest) -> Generator[str | Answer, None, None]:
-        """The answer's parts, begun: bad input fails here as a 422 and an unreachable store as a 503, before any
-        response has started. The answer's place in flight is given back when the parts end or are closed."""
+        """The answer's parts, begun: bad input fails here as a 422 and an unreachable store (`StoreUnavailable`,
+        which the app answers with 503 on every route) before any response has started. The answer's place in
+        flight is given back when the parts end or are closed."""
         parts = held(qa.stream(request.question, [turn.model_dump() for turn in request.history]), in_flight.leave)
         try:
             next(parts)
         except (QuestionError, HistoryError) as error:
             raise HTTPException(422, str(error)) from None
-        except StoreUnavailable as error:
-            raise HTTPException(503, f"document store unavailable: {error}",
-                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)}) from None
         return parts
 
     def answered(request: AskRequest) -> dict:

@@ -14,6 +14,7 @@ import gradio as gr
 from index.formats import SUFFIXES
 from index.load import IngestError
 from index.pipeline import Added
+from index.spans import Span
 from index.store import StoreUnavailable
 from qa.answer import Answer, Citation
 from qa.chain import CitedQA, QuestionError
@@ -209,8 +210,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog) -> 
         if marked is None:
             return "Select the words that answer it in the source panel first, then press the button."
         entry = asked[shown]
-        cited = any(c.source == marked.source and c.start <= marked.start and marked.end <= c.end
-                    for c in answer.citations)
+        cited = any(Span(marked.source, marked.start, marked.end).within(c.span) for c in answer.citations)
         feedback.add(Judgement(entry["question"], entry["reply"], "up" if cited else "down", entry["history"],
                                marked))
         return (f"Recorded: characters {marked.start}–{marked.end} of {html.escape(marked.source)} answer "

@@ -130,15 +130,14 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from index.load import IngestError
-    from index.lock import holder
+    from index.lock import DataDirHeld, holder
     from index.pipeline import Indexer
     from index.store import open_store
 
     server = None if settings.index.chroma_url else holder(settings.index.data_dir)
     if server is not None:
         if args.rebuild:
-            return fail(f"{settings.index.data_dir} is held by the citeqa server at {server.url} (pid {server.pid}): "
-                        "stop it to rebuild the index")
+            return fail(f"{DataDirHeld(settings.index.data_dir, server)} (a rebuild needs the directory to itself)")
         return index_through(server.url, args, settings)
 
     bars: list[tqdm] = []
@@ -266,6 +265,7 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
 def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
     import sqlite3
 
+    from index.text import counted
     from qa.feedback import FEEDBACK_FILE, FeedbackLog, gold_case, stats_line
 
     log_file = settings.index.data_dir / FEEDBACK_FILE
@@ -292,8 +292,8 @@ def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
         print(f"not exported (👎 with no passage marked and no note that the documents do not answer): "
               f"{entry.id[:12]} {entry.judgement.question!r}", file=sys.stderr)
     where = "" if str(args.file) == "-" else f" to {args.file}"
-    print(f"exported {len(cases)} gold question{'' if len(cases) == 1 else 's'}{where}; {len(unexported)} not "
-          f"exported; run: citeqa eval {args.file if where else 'FILE'}", file=sys.stderr)
+    print(f"exported {counted(len(cases), 'gold question')}{where}; {len(unexported)} not exported; run: citeqa eval "
+          f"{args.file if where else 'FILE'}", file=sys.stderr)
     return 0
 
 
