@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -10,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from importlib.metadata import version
 
-import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from index.lock import DataDirLock
 from index.store import StoreUnavailable, check_index
@@ -26,7 +28,6 @@ from qa.chain import CitedQA, build
 from qa.documents import DocumentLibrary
 from qa.feedback import FEEDBACK_FILE, FeedbackLog
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD, STORE_RETRY_AFTER_S, router
-from ui.chat import CITE_CLICKS, CSS, build_chat
 from ui.limits import BodyLimit
 from ui.logs import configure
 from ui.settings import ServerSettings, Settings
@@ -36,6 +37,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # How often a server looks for an index written by another process (one stat of the manifest): a document indexed
 # elsewhere is answered from about this long after its write, plus the time to re-read the index.
 FRESH_CHECK_S = 1.0
+# Gradio keeps the Blocks being built in a class attribute (`gradio.context.Context.root_block`): two chats built at
+# once on two threads would mix their parts (only tests build several apps in one process).
+CHAT_BUILDS = threading.Lock()
 
 
 class IndexWatcher:
@@ -73,23 +77,79 @@ class IndexWatcher:
         self.thread.join(timeout=10)
 
 
-def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) -> FastAPI:
-    """The whole app over one answering chain; `ready` is logged once the server takes requests."""
+class ChatState:
+    """Whether the chat is mounted yet, and why it could not be if it failed (its pages answer 503 saying so)."""
+
+    def __init__(self) -> None:
+        self.loaded = asyncio.Event()
+        self.failure: str | None = None
+
+
+class ChatLoading:
+    """Serves the API at once and holds every other request until the chat is mounted.
+
+    Importing Gradio is about half of a cold start (2.4 of 4.5 s on the seed index, `python -X importtime`): the
+    chat loads on a thread after the server takes requests, so a program's first answer does not wait for it, and a
+    browser asking for the chat meanwhile waits for it instead of finding nothing there."""
+
+    def __init__(self, app: ASGIApp, chat: ChatState, api_prefix: str = "/api"):
+        self.app, self.chat, self.api_prefix = app, chat, api_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not scope["path"].startswith(self.api_prefix):
+            await self.chat.loaded.wait()
+            if self.chat.failure and scope["type"] == "http":
+                await JSONResponse({"detail": self.chat.failure}, status_code=503)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(qa: CitedQA, server: ServerSettings, announce: str | None = None) -> FastAPI:
+    """The whole app over one answering chain: the REST API at once, the chat once Gradio has loaded (`ChatLoading`).
+    With `announce` (who is serving: "citeqa", "worker 123"), each is logged with its URL as it takes requests."""
+    url = f"http://{server.host}:{server.port}"
     library = DocumentLibrary(qa, server.max_upload_bytes)
     watcher = IndexWatcher(qa)
+    feedback = FeedbackLog(qa.store.settings.data_dir / FEEDBACK_FILE)
+    state = ChatState()
+
+    async def serve_chat(stopping: asyncio.Event) -> None:
+        """Builds the chat off the event loop, mounts it, and keeps its own lifespan (Gradio's queue) running."""
+        try:
+            chat = await asyncio.to_thread(chat_app, qa, library, feedback, server)
+            mount = Mount("", app=chat)
+            async with chat.router.lifespan_context(chat):
+                app.router.routes.append(mount)  # after the API's routes: they match first
+                state.loaded.set()
+                if announce:
+                    log.info("%s ready at %s (chat), %s/api (REST), %s/docs (OpenAPI)", announce, url, url, url)
+                try:
+                    await stopping.wait()
+                finally:
+                    app.router.routes.remove(mount)  # a later run of the app (tests) mounts its own
+        except Exception as error:  # the API still answers; the chat's pages say why they cannot
+            log.exception("the chat could not be loaded; the REST API still answers")
+            state.failure = f"the chat could not be loaded: {error}"
+            state.loaded.set()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stopping = asyncio.Event()
+        state.loaded, state.failure = asyncio.Event(), None  # bound to this run's event loop
         with watcher:
-            if ready:
-                log.info("%s", ready)
-            yield
+            chat = asyncio.create_task(serve_chat(stopping))
+            if announce:
+                log.info("%s answering at %s/api (REST); the chat is loading", announce, url)
+            try:
+                yield
+            finally:
+                stopping.set()
+                await chat
 
     # /docs and /redoc load Swagger UI and ReDoc from files fastapi-offline ships, never from a CDN.
     app = FastAPIOffline(title="citeqa", version=version("citeqa"), docs_url="/docs", redoc_url="/redoc",
                          lifespan=lifespan, static_url="/api-docs-assets",
                          description="Answers questions about the indexed documents with verbatim citations.")
-    feedback = FeedbackLog(qa.store.settings.data_dir / FEEDBACK_FILE)
     app.include_router(router(qa, library, feedback, server, stale=lambda: watcher.failure), prefix="/api")
     # Uploads: the route's own Content-Length check (with its clearer message) comes first; this bound, twice
     # that, stops a body that runs past the length it declared.
@@ -117,8 +177,20 @@ def create_app(qa: CitedQA, server: ServerSettings, ready: str | None = None) ->
             return JSONResponse({"detail": "request body is not valid JSON (not UTF-8)"}, status_code=422)
         return await http_exception_handler(request, error)
 
+    app.add_middleware(ChatLoading, chat=state)
+    return app
+
+
+def chat_app(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server: ServerSettings) -> FastAPI:
+    """The Gradio chat as an app of its own, to mount at the root (its import is what takes the time)."""
+    import gradio as gr
+
+    from ui.chat import CITE_CLICKS, CSS, build_chat
+
     key = server.api_key
-    return gr.mount_gradio_app(app, build_chat(qa, library, feedback), path="", css=CSS, js=CITE_CLICKS,
+    with CHAT_BUILDS:
+        blocks = build_chat(qa, library, feedback)
+    return gr.mount_gradio_app(FastAPI(), blocks, path="", css=CSS, js=CITE_CLICKS,
                                footer_links=["api"],
                                auth=chat_login(key) if key else None, max_file_size=library.max_bytes,
                                auth_message="Enter the API key (CITEQA_API_KEY) as the password; any user name.")
@@ -154,8 +226,7 @@ def serve(settings: Settings, workers: int = 1) -> None:
         return
     # The embedded store has one owner: this server holds its data directory until it stops (index/lock.py).
     with nullcontext() if settings.index.chroma_url else DataDirLock(settings.index.data_dir, url):
-        app = create_app(build(settings), server, ready=f"citeqa ready at {url} (chat), {url}/api (REST), "
-                                                        f"{url}/docs (OpenAPI)")
+        app = create_app(build(settings), server, announce="citeqa")
         uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
 
 
@@ -164,4 +235,4 @@ def worker_app() -> FastAPI:
     CITEQA_ settings; the workers share the Chroma server and the data dir, and each watches the index."""
     configure(serving=True)
     settings = Settings()
-    return create_app(build(settings), settings.server, ready=f"worker {os.getpid()} ready")
+    return create_app(build(settings), settings.server, announce=f"worker {os.getpid()}")

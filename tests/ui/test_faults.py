@@ -212,3 +212,17 @@ def test_indexing_and_answering_need_no_network(tmp_path):
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout[done.stdout.index("{"):])
     assert reply["grounded"] and "1,500" in reply["answer"]
+
+
+def test_a_chat_that_cannot_load_leaves_the_api_answering(seed_qa, monkeypatch):
+    """Gradio failing to load (a broken install) costs the chat only: its pages say why with 503, the API answers."""
+
+    def broken(*_):
+        raise ImportError("No module named 'gradio'")
+
+    monkeypatch.setattr("ui.server.chat_app", broken)
+    with TestClient(create_app(seed_qa, ServerSettings())) as client:
+        assert client.post("/api/ask", json=QUESTION).status_code == 200
+        page = client.get("/")
+        assert page.status_code == 503
+        assert page.json() == {"detail": "the chat could not be loaded: No module named 'gradio'"}

@@ -68,9 +68,14 @@ def upload_server(tmp_path_factory):
     yield from serve_folder(tmp_path_factory, SEEDS)
 
 
-def test_server_logs_its_url_when_ready(server):
+def test_the_api_answers_while_the_chat_loads_and_the_chat_page_waits_for_it(server):
+    """The REST API takes requests before Gradio has loaded; a browser asking for the chat meanwhile is held until
+    it is mounted, never sent a 404, and each step is logged with the server's URL."""
     url, log, _ = server
-    assert f"citeqa ready at {url}" in log.read_text()
+    assert f"citeqa answering at {url}/api (REST); the chat is loading" in log.read_text()
+    page = requests.get(url, timeout=60)
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+    assert f"citeqa ready at {url} (chat)" in log.read_text()
 
 
 def test_rest_over_http(server):
