@@ -20,7 +20,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "citeqa: installing the Python packages into $(VENV) (about 3 minutes the first time)"
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,train]"
 	touch $@
 
 # llama.cpp is built once (about 5 minutes on 2 cores) with portable flags and the wheel kept in $(WHEELS).
@@ -28,11 +28,11 @@ $(VENV)/.installed-llm: $(VENV)/.installed
 	@ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || { \
 	  echo "building llama-cpp-python once (about 5 minutes)"; \
 	  CMAKE_ARGS="$(LLAMA_FLAGS)" $(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) "$(LLAMA)"; }
-	$(BIN)/pip install --quiet --find-links $(WHEELS) -e ".[test,llm]"
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -e ".[test,train,llm]"
 	touch $@
 
 $(VENV)/.installed-llm-large: $(VENV)/.installed-llm
-	$(BIN)/pip install --quiet --find-links $(WHEELS) -e ".[test,llm,llm-large]"
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -e ".[test,train,llm,llm-large]"
 	touch $@
 
 setup: $(VENV)/.installed $(if $(LLM),$(VENV)/.installed-llm-large)
@@ -50,7 +50,7 @@ train: setup
 
 # Rebuilds the shipped static embedding model (index/static, CITEQA_EMBEDDING_MODEL=static) from MiniLM: ~50 s.
 distill: setup
-	$(BIN)/python -m index.distill
+	$(BIN)/python -m lab.distill
 
 # The scale benchmark (not part of `make test`): a generated corpus at each size over a real `chroma run`, citeqa
 # beside a dense top-1 LangChain peer; writes bench/results-$(EMBEDDING).md. With the static model the three sizes

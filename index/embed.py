@@ -17,7 +17,7 @@ FINGERPRINT_BYTES = 1 << 20  # of each weights file's start and end, to name its
 # Where a model's ONNX graph is kept once exported (per user, shared by every index and process; ~90 MB).
 GRAPH_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "citeqa" / "onnx"
 BATCH_TEXTS = 32  # texts embedded in one run (sentence-transformers' default batch size)
-STATIC = "static"  # CITEQA_EMBEDDING_MODEL=static: the model `python -m index.distill` builds from MiniLM
+STATIC = "static"  # CITEQA_EMBEDDING_MODEL=static: the model `python -m lab.distill` builds from MiniLM
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # where it is shipped (package data)
 STATIC_NAME = "citeqa/static-minilm-l6-v2-256"  # what a manifest records for it, wherever the checkout lives
 
@@ -54,7 +54,7 @@ def load_embeddings(model: str | None = None) -> Embeddings:
     step that needs torch); any other model runs in sentence-transformers."""
     folder = model_folder(model)
     if not (folder / "modules.json").is_file():
-        hint = " (build it with `python -m index.distill`)" if model == STATIC else ""
+        hint = " (build it with `python -m lab.distill`)" if model == STATIC else ""
         raise EmbeddingModelMissing(f"no sentence-transformers model in {folder}{hint} (CITEQA_EMBEDDING_MODEL)")
     log.info("loading embedding model from %s", folder)
     if is_static(folder):
@@ -103,7 +103,7 @@ def mean_pooled(folder: Path) -> bool:
 
 
 class StaticTable(Embeddings):
-    """A static model (`python -m index.distill`) read without sentence-transformers: the same tokenizer, the same
+    """A static model (`python -m lab.distill`) read without sentence-transformers: the same tokenizer, the same
     table (model2vec's layout folded as StaticEmbedding folds it) and the same mean and normalization, in numpy.
     Loading sentence-transformers means importing torch and transformers: ~9 of the ~13 s a `citeqa index` of one
     document took at 100k chunks, and ~300 MB of every process that only needs a table lookup."""

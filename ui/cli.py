@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from qa.split import PARTS
+from lab.split import PARTS
 from ui.logs import configure
 from ui.settings import Settings
 
@@ -77,9 +77,9 @@ def parser() -> argparse.ArgumentParser:
     learn.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
     learn.add_argument("--lessons-only", type=Path, metavar="FILE",
                        help="write the learning lessons to FILE (.jsonl.gz) and stop: fine-tune them elsewhere "
-                       "(a GPU) with `python -m qa.finetune FILE --base DIR --out DIR`")
+                       "(a GPU) with `python -m lab.finetune FILE --base DIR --out DIR`")
     learn.add_argument("--reader-from", type=Path, metavar="DIR",
-                       help="take the reader `python -m qa.finetune` wrote in DIR; calibrate and measure it")
+                       help="take the reader `python -m lab.finetune` wrote in DIR; calibrate and measure it")
 
     feedback = commands.add_parser(
         "feedback", help="the answers users judged (👍/👎 in the chat, POST /api/feedback)",
@@ -205,9 +205,9 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from index.load import IngestError
     from index.pipeline import Indexer
     from index.store import IncompatibleIndex, open_store
+    from lab.evaluate import load_cases, score, separate_store
+    from lab.split import genre_of, parts_of
     from qa.chain import build
-    from qa.evaluate import load_cases, score, separate_store
-    from qa.split import genre_of, parts_of
 
     try:
         cases = [c for path in args.qa_files for c in load_cases(path)]
@@ -240,14 +240,18 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.finetune import Recipe
+    from importlib.util import find_spec
+
+    if find_spec("sklearn") is None:  # checked first: training would otherwise stop after its longest step
+        return fail("citeqa train needs the train extra (scikit-learn): pip install -e '.[train]' (make setup has it)")
+    from lab.finetune import Recipe
+    from lab.train import TrainConfig, train
     from qa.reader import READER_DIR
-    from qa.train import TrainConfig, train
 
     if not ((args.data / "docs").is_dir() or (args.data / "gum" / "docs").is_dir()):
         return fail(f"no training data in {args.data}: it needs docs/ with qa.jsonl, or gum/ (see ../shared/train)")
     if args.reader_from and not (args.reader_from / "model.onnx").is_file():
-        return fail(f"no model.onnx in {args.reader_from}: `python -m qa.finetune` writes one")
+        return fail(f"no model.onnx in {args.reader_from}: `python -m lab.finetune` writes one")
     chosen = {k: v for k, v in {"questions": args.questions, "lessons_only": args.lessons_only,
                                 "reader_from": args.reader_from}.items() if v is not None}
     if args.seed is not None:

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from index.pipeline import Indexer
 from index.spans import SourceText
 from index.store import IndexStore
+from lab.evaluate import load_cases, score
 from qa.answer import NOT_IN_DOCUMENTS
 from qa.chain import CitedQA, QuestionError
-from qa.evaluate import load_cases, score
 from qa.generate import GroundedGenerator
 from qa.question import read as read_question
 from qa.settings import AnsweringSettings

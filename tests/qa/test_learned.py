@@ -4,16 +4,8 @@ import pytest
 
 from index.spans import Span
 from qa.chain import CitedQA
-from qa.learned import (
-    ANSWERABLE_FEATURES,
-    FIRST_STAGE_FEATURES,
-    MAX_QUOTE_CHARS,
-    RANKER_FEATURES,
-    LearnedSelector,
-    StaleReader,
-    quote_around,
-    said_before,
-)
+from qa.features import ANSWERABLE_FEATURES, FIRST_STAGE_FEATURES, RANKER_FEATURES, StaleReader
+from qa.learned import MAX_QUOTE_CHARS, LearnedSelector, quote_around, said_before
 from qa.reader import Candidate, Reading
 from qa.settings import AnsweringSettings
 from tests.conftest import small_index

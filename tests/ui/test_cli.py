@@ -162,11 +162,12 @@ settings = Settings()
 with TestClient(create_app(build(settings), settings.server)) as client:
     status = client.post("/api/ask", json={"question": "How many French soldiers are in Niger?"}).status_code
 main(["ask", "Who is the leader of Niger's junta?"])
-print(status, [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules])
+offline = ("torch", "transformers", "sentence_transformers", "sklearn", "lab.train", "lab.evaluate", "lab.finetune")
+print(status, [m for m in offline if m in sys.modules])
 """
 
 
-def test_answering_imports_neither_torch_nor_transformers(env):
+def test_answering_imports_neither_torch_nor_transformers_nor_the_offline_work(env):
     run(env, "index", str(SEEDS))  # exports the embedding model's ONNX graph if this machine has none yet
     done = subprocess.run([sys.executable, "-c", SERVED_IMPORTS], env=env, capture_output=True, text=True,
                           timeout=300, cwd=ROOT)

