@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from index.errors import CiteqaError
+
 log = logging.getLogger(f"citeqa.{__name__}")
 FINGERPRINT_BYTES = 1 << 20  # of each weights file's start and end, to name its graph (`weights_key`)
 # Where a model's ONNX graph is kept once exported (per user, shared by every index and process; ~90 MB).
@@ -22,7 +24,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"  # where it is shipped (
 STATIC_NAME = "citeqa/static-minilm-l6-v2-256"  # what a manifest records for it, wherever the checkout lives
 
 
-class EmbeddingModelMissing(FileNotFoundError):
+class EmbeddingModelMissing(CiteqaError, FileNotFoundError):
     """CITEQA_EMBEDDING_MODEL names a folder that holds no sentence-transformers model."""
 
 

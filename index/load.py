@@ -4,6 +4,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from index.errors import CiteqaError
 from index.formats import COPY_SUFFIX, EXTRACTORS, SUFFIXES, Unreadable
 from index.spans import SourceText
 
@@ -11,16 +12,22 @@ from index.spans import SourceText
 MAX_NAME_BYTES = 255 - len(COPY_SUFFIX)
 
 
-class IngestError(ValueError):
+class IngestError(CiteqaError, ValueError):
     """A file or path that cannot be indexed; the message names every offending file."""
+
+    http_status = 422
 
 
 class UnsupportedType(IngestError):
     """A file whose type has no extractor."""
 
+    http_status = 415
+
 
 class TooLarge(IngestError):
     """A file over the upload size limit."""
+
+    http_status = 413
 
 
 def supported() -> str:

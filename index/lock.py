@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from index.errors import CiteqaError
+
 log = logging.getLogger(f"citeqa.{__name__}")
 LOCK_FILE = "server.lock"
 
@@ -29,8 +31,10 @@ class Holder:
     url: str
 
 
-class DataDirHeld(RuntimeError):
+class DataDirHeld(CiteqaError, RuntimeError):
     """The data directory is held by a running server."""
+
+    http_status = 409
 
     def __init__(self, data_dir: Path, holder: Holder | None):
         self.holder = holder

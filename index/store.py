@@ -27,6 +27,7 @@ from chromadb.errors import NotFoundError
 from langchain_core.embeddings import Embeddings
 
 from index.embed import load_embeddings, model_name
+from index.errors import CiteqaError
 from index.formats import COPY_SUFFIX, TEXT_SUFFIXES
 from index.segment import SEGMENTATION_VERSION
 from index.settings import IndexSettings
@@ -75,11 +76,21 @@ SEARCHED = {"hnsw": {"space": "cosine"}}
 STORED_ONLY = {"hnsw": {"space": "cosine", "ef_construction": 8, "max_neighbors": 4}}
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(CiteqaError, RuntimeError):
     """The Chroma server cannot be reached (down, restarting, stalled): a passing condition, not a bad request."""
 
+    http_status, exit_code = 503, 3
+    # A stopped Chroma server is back in ~0.6 s after `chroma run` and answers resume on the next request (measured
+    # in tests/ui/test_faults.py); a client waiting 5 s does not hammer a store that is restarting.
+    retry_after_s = 5
 
-class IncompatibleIndex(RuntimeError):
+
+def unreachable(url: str | None, why: str) -> str:
+    return (f"document store unavailable: the Chroma server at {url} is unreachable ({why}); start it, or unset "
+            "CITEQA_CHROMA_URL for the embedded store")
+
+
+class IncompatibleIndex(CiteqaError, RuntimeError):
     """The stored vectors were made with another model or chunking; mixing them would be silent garbage."""
 
 
@@ -119,7 +130,7 @@ def chroma_client(settings: IndexSettings) -> chromadb.ClientAPI:
             client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
                                          ssl=url.scheme == "https", settings=quiet)
         except ValueError as error:  # chromadb's "Could not connect to a Chroma server"
-            raise StoreUnavailable(f"the Chroma server at {settings.chroma_url} is unreachable: {error}") from None
+            raise StoreUnavailable(unreachable(settings.chroma_url, str(error))) from None
         # chromadb has no public setting for this: its HTTP session is private (check on upgrading chromadb).
         client._server._session.timeout = httpx.Timeout(STORE_TIMEOUT_S)
         return client
@@ -459,8 +470,8 @@ class IndexStore:
         try:
             yield
         except httpx.TransportError as error:
-            raise StoreUnavailable(f"the Chroma server at {self.settings.chroma_url} is unreachable "
-                                   f"({error or type(error).__name__})") from error
+            raise StoreUnavailable(unreachable(self.settings.chroma_url, str(error) or type(error).__name__)) \
+                from error
 
     def dense_search(self, vector: list[float], k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity), best first; StoreUnavailable while a Chroma server is unreachable.

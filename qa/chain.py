@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
+from index.errors import CiteqaError
 from index.snapshot import Snapshot, merged, return_freed_memory, stacked
 from index.store import IndexStore, open_store
 from qa.answer import Answer
@@ -37,8 +38,10 @@ log = logging.getLogger(f"citeqa.{__name__}")
 FULL_REREAD_SHARE = 0.5
 
 
-class QuestionError(ValueError):
+class QuestionError(CiteqaError, ValueError):
     """A question the chain cannot take (empty, too long)."""
+
+    http_status = 422
 
 
 @dataclass(frozen=True)

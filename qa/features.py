@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.errors import CiteqaError
 from qa.question import Expect
 from qa.reader import Candidate, Reading
 from qa.retrieve import Retrieved
@@ -36,7 +37,7 @@ ANSWERABLE_FEATURES = ("best rank", "second rank", "best relevance", "best span"
                        "typed", "missing rarest")
 
 
-class StaleReader(ValueError):
+class StaleReader(CiteqaError, ValueError):
     """A reader card written for other features than this code reads."""
 
 

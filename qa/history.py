@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from index.errors import CiteqaError
 from qa.answer import Turn
 from qa.question import clean, is_follow_up, names
 
 MAX_CONTEXT_CHARS = 600
 
 
-class HistoryError(ValueError):
+class HistoryError(CiteqaError, ValueError):
     """History that is not a list of {role, content} turns."""
+
+    http_status = 422
 
 
 def content_text(content: Any) -> str:

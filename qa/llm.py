@@ -14,13 +14,16 @@ from pathlib import Path
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from index.errors import CiteqaError
 from qa.settings import LLMSettings, Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(CiteqaError, RuntimeError):
     """A generative backend that cannot be used here; the message says what to install or set."""
+
+    http_status = 503
 
 
 @dataclass(frozen=True)

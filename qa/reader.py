@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.errors import CiteqaError
+
 log = logging.getLogger(f"citeqa.{__name__}")
 
 READER_DIR = Path(__file__).with_name("reader")  # the shipped model; `citeqa train` writes it
@@ -155,7 +157,7 @@ class Reader:
         return relevance, start, end
 
 
-class ReaderMissing(FileNotFoundError):
+class ReaderMissing(CiteqaError, FileNotFoundError):
     """No trained reader where the settings point: `citeqa train` makes one."""
 
 

@@ -17,28 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr, field_v
 from starlette.datastructures import UploadFile
 from starlette.types import Receive, Scope, Send
 
-from index.load import IngestError, TooLarge, UnsupportedType
+from index.store import StoreUnavailable
 from qa.answer import Answer
-from qa.chain import CitedQA, QuestionError
+from qa.chain import CitedQA
 from qa.documents import DocumentLibrary, Upload
 from qa.feedback import FeedbackLog, Judgement, mark
-from qa.history import HistoryError
 from qa.settings import MAX_QUESTION_CHARS
 from ui.limits import SHED_RETRY_AFTER_S, InFlight
 from ui.settings import ServerSettings
 
 MAX_FILES = 20  # files in one upload: a handful of reports; a whole folder is what `citeqa index` is for
 MULTIPART_OVERHEAD = 2**20  # boundaries and part headers of MAX_FILES parts take a few kB; 1 MB is generous
-REFUSAL_STATUS: dict[type[IngestError], int] = {UnsupportedType: 415, TooLarge: 413}  # any other refusal: 422
 # Module level: FastAPI resolves the (postponed) annotations that name it from this module's globals.
 BEARER = HTTPBearer(auto_error=False, description="the server's CITEQA_API_KEY")
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
                             "description": ".txt, .md, .html, .htm, .pdf (with a text layer) or .docx"}}}}}}}
-# A stopped Chroma server is back in ~0.6 s after `chroma run` and answers resume on the next request (measured
-# in tests/ui/test_faults.py); a client waiting 5 s does not hammer a store that is restarting.
-STORE_RETRY_AFTER_S = 5
 MAX_NOTE_CHARS = 2000  # a note is a sentence or two; as long as a question
 REFUSALS = {413: {"description": "Request body over the limit, refused before parsing"},
             503: {"description": "The store is unreachable or too many answers are in flight; see Retry-After"}}
@@ -116,11 +111,6 @@ def bearer(key: SecretStr) -> Callable[..., None]:
     return check
 
 
-def refusal(error: IngestError) -> HTTPException:
-    status = next((code for kind, code in REFUSAL_STATUS.items() if isinstance(error, kind)), 422)
-    return HTTPException(status, str(error))
-
-
 class AnswerStream(StreamingResponse):
     """Server-sent events of one answer. However the response ends (finished, client gone) the answer is closed,
     which stops a generation at its next token and frees the model and the answer's place in flight."""
@@ -156,10 +146,7 @@ def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server:
         which the app answers with 503 on every route) before any response has started. The answer's place in
         flight is given back when the parts end or are closed."""
         parts = held(qa.stream(request.question, [turn.model_dump() for turn in request.history]), in_flight.leave)
-        try:
-            next(parts)
-        except (QuestionError, HistoryError) as error:
-            raise HTTPException(422, str(error)) from None
+        next(parts)  # a refusal (`CiteqaError`) is raised here and answered by the app's handler
         return parts
 
     def answered(request: AskRequest) -> dict:
@@ -187,7 +174,7 @@ def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server:
         problem = qa.store.problem()
         if problem:
             return JSONResponse({"status": "degraded", "reason": problem}, status_code=503,
-                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+                                headers={"Retry-After": str(StoreUnavailable.retry_after_s)})
         sources = qa.sources()
         size = {"documents": len(sources), "chunks": sum(s["chunks"] for s in sources), "mode": qa.mode}
         why = stale()
@@ -227,14 +214,8 @@ def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server:
             if not all(isinstance(part, UploadFile) for part in parts):
                 raise HTTPException(422, "each part named 'file' must be a file (with a filename)")
             uploads = [Upload(part.filename or "", part.size or 0, part.file.read) for part in parts]
-            try:
-                docs = await run_in_threadpool(library.read_all, uploads)
-            except IngestError as error:
-                raise refusal(error) from None
-        try:
-            added = await run_in_threadpool(library.add, docs)
-        except IngestError as error:
-            raise refusal(error) from None
+            docs = await run_in_threadpool(library.read_all, uploads)
+        added = await run_in_threadpool(library.add, docs)
         replaced = [quote(a.source) for a in added if a.replaced]
         if replaced:
             response.headers["X-Replaced"] = ", ".join(replaced)
@@ -264,8 +245,8 @@ def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server:
         try:
             return {"id": feedback.add(judgement)}
         except sqlite3.Error as error:
-            raise HTTPException(503, f"could not store the feedback: {error}",
-                                headers={"Retry-After": str(STORE_RETRY_AFTER_S)}) from None
+            raise HTTPException(503, f"could not store the feedback: {error}",  # a locked file: as passing as an outage
+                                headers={"Retry-After": str(StoreUnavailable.retry_after_s)}) from None
 
     api.include_router(guarded)
     return api

@@ -11,13 +11,12 @@ from typing import Any
 
 import gradio as gr
 
+from index.errors import CiteqaError
 from index.formats import SUFFIXES
-from index.load import IngestError
 from index.pipeline import Added
 from index.spans import Span
-from index.store import StoreUnavailable
 from qa.answer import Answer, Citation
-from qa.chain import CitedQA, QuestionError
+from qa.chain import CitedQA
 from qa.documents import DocumentLibrary, Upload
 from qa.feedback import FeedbackLog, Judgement, Marked, mark
 from qa.history import content_text
@@ -173,7 +172,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog) -> 
                 shown += part
                 yield history + [{"role": "assistant", "content": html.escape(shown)}], "", gr.update(), \
                     gr.update(), gr.update(), asked
-        except (QuestionError, StoreUnavailable) as error:
+        except CiteqaError as error:
             refusal = {"role": "assistant", "content": f"**Cannot answer:** {html.escape(str(error))}"}
             yield history + [refusal], message, gr.update(), gr.update(), gr.update(), asked
             return
@@ -229,12 +228,8 @@ def build_chat(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog) -> 
             try:
                 doc = library.read(Upload(path.name, path.stat().st_size, path.read_bytes))
                 added: Added = library.add([doc], embedding_progress(progress, path.name))[0]
-            except IngestError as error:
-                lines.append(refused_markdown(str(error)))
-                continue
-            except StoreUnavailable as error:
-                lines.append(refused_markdown(f"{path.name}: the document store is unavailable ({error}); try "
-                                              "again shortly"))
+            except CiteqaError as error:
+                lines.append(refused_markdown(path.name, str(error)))
                 continue
             lines.append(added_markdown(added.source, added.chars, added.chunks, added.replaced))
             shown = added.source
@@ -252,8 +247,8 @@ def build_chat(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog) -> 
                 gr.update(), gr.update()
         try:
             removed = library.remove(source)
-        except StoreUnavailable as error:
-            return f"Nothing removed: the document store is unavailable ({html.escape(str(error))}).", \
+        except CiteqaError as error:
+            return f"Nothing removed: {html.escape(str(error))}.", \
                 gr.update(), gr.update(), gr.update(), gr.update()
         said = f"Removed {html.escape(source)}." if removed else f"{html.escape(source)} was not indexed."
         return said, *listed(), show(None, None)
@@ -331,7 +326,7 @@ def build_chat(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog) -> 
             """Answer `question` (with optional `history` of {role, content} turns) as the /api/ask JSON."""
             try:
                 return qa.invoke(question, history or []).to_dict()
-            except (QuestionError, StoreUnavailable) as error:
+            except CiteqaError as error:
                 raise gr.Error(str(error)) from None
 
         gr.api(ask, api_name="ask")

@@ -108,15 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"bad setting: {error}")
     handler = {"index": run_index, "ask": run_ask, "eval": run_eval, "train": run_train,
                "serve": run_serve, "feedback": run_feedback}[args.command]
-    from index.embed import EmbeddingModelMissing
-    from index.store import StoreUnavailable
+    from index.errors import CiteqaError
 
     try:
         return handler(args, settings)
-    except EmbeddingModelMissing as error:
-        return fail(str(error))
-    except StoreUnavailable as error:
-        return fail(f"{error} (start it, or unset CITEQA_CHROMA_URL for the embedded store)", code=3)
+    except CiteqaError as error:  # every refusal, with its exit status (index/errors.py)
+        return fail(str(error), code=error.exit_code)
     except KeyboardInterrupt:
         return 130
 
@@ -150,7 +147,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     try:
         summary = Indexer(open_store(settings.index)).run(args.paths or [settings.index.seeds_dir],
                                                           rebuild=args.rebuild, prune=args.prune, progress=progress)
-    except IngestError as error:
+    except IngestError as error:  # the batch's context beside each file's reason
         return fail(f"nothing was indexed:\n{error}")
     finally:
         for bar in bars:
@@ -163,35 +160,27 @@ def index_through(url: str, args: argparse.Namespace, settings: Settings) -> int
     """`citeqa index` while a server holds the data directory: the files go through it as uploads, so the server
     that answers is the one that writes (and answers from them at once)."""
     from index.load import IngestError
-    from ui.remote import ServerRefused, send_documents
+    from ui.remote import send_documents
 
     print(f"a citeqa server at {url} holds {settings.index.data_dir}: sending the files through it",
           file=sys.stderr)
     try:
         sent = send_documents(url, args.paths or [settings.index.seeds_dir], settings.server.api_key,
                               prune=args.prune, say=lambda line: print(line, file=sys.stderr))
-    except IngestError as error:
+    except IngestError as error:  # the batch's context beside each file's reason
         return fail(f"nothing was indexed:\n{error}")
-    except ServerRefused as error:
-        return fail(str(error))
     print(sent.line())
     return 0
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from index.store import IncompatibleIndex
-    from qa.chain import QuestionError, build
-    from qa.history import HistoryError
-    from qa.reader import ReaderMissing
+    from qa.chain import build
 
     try:
         history = json.loads(args.history.read_text(encoding="utf-8")) if args.history else []
     except (OSError, json.JSONDecodeError) as error:
         return fail(f"cannot read --history {args.history}: {error}")
-    try:
-        answer = build(settings).invoke(args.question, history)
-    except (QuestionError, HistoryError, IncompatibleIndex, ReaderMissing) as error:
-        return fail(str(error))
+    answer = build(settings).invoke(args.question, history)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -202,9 +191,8 @@ def run_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from index.load import IngestError
     from index.pipeline import Indexer
-    from index.store import IncompatibleIndex, open_store
+    from index.store import open_store
     from lab.evaluate import load_cases, score, separate_store
     from lab.split import genre_of, parts_of
     from qa.chain import build
@@ -224,7 +212,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
             qa = build(settings, store)
         else:
             qa = build(settings)
-    except (OSError, ValueError, IngestError, IncompatibleIndex) as error:
+    except (OSError, ValueError) as error:  # an unreadable or malformed questions file (refusals reach main)
         return fail(str(error))
     report, answers, groups = score(qa, cases, qa.texts, by=args.by)
     if args.show:
@@ -302,18 +290,12 @@ def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from index.lock import DataDirHeld
-    from index.store import IncompatibleIndex
-    from qa.reader import ReaderMissing
-    from ui.server import WorkersNeedAServer, serve
+    from ui.server import serve
 
     if args.workers < 1:
         return fail(f"--workers must be 1 or more, not {args.workers}")
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
-    try:
-        serve(settings.model_copy(update={"server": settings.server.model_copy(update=overrides)}), args.workers)
-    except (IncompatibleIndex, ReaderMissing, WorkersNeedAServer, DataDirHeld) as error:
-        return fail(str(error))
+    serve(settings.model_copy(update={"server": settings.server.model_copy(update=overrides)}), args.workers)
     return 0
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
+from index.errors import CiteqaError
 from index.load import IngestError, discover
 from index.text import counted
 from ui.api import MAX_FILES
@@ -20,7 +21,7 @@ from ui.api import MAX_FILES
 UPLOAD_TIMEOUT_S = 900
 
 
-class ServerRefused(RuntimeError):
+class ServerRefused(CiteqaError, RuntimeError):
     """The server could not be reached, or refused the files (the message says which and why)."""
 
 

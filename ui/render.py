@@ -83,6 +83,6 @@ def added_markdown(source: str, chars: int, chunks: int, replaced: bool) -> str:
     return f"- **Indexed** {html.escape(source)}: {counted(chars, 'character')}, {counted(chunks, 'chunk')}.{note}"
 
 
-def refused_markdown(reason: str) -> str:
-    """A refused file's line; the reason names the file."""
-    return f"- **Refused** {html.escape(reason)}"
+def refused_markdown(name: str, reason: str) -> str:
+    """A refused file's line, naming the file once (a reason about the file itself already starts with its name)."""
+    return f"- **Refused** {html.escape(reason if reason.startswith(name) else f'{name}: {reason}')}"

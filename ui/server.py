@@ -22,12 +22,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from index.errors import CiteqaError
 from index.lock import DataDirLock
 from index.store import StoreUnavailable, check_index
 from qa.chain import CitedQA, build
 from qa.documents import DocumentLibrary
 from qa.feedback import FEEDBACK_FILE, FeedbackLog
-from ui.api import MAX_FILES, MULTIPART_OVERHEAD, STORE_RETRY_AFTER_S, router
+from ui.api import MAX_FILES, MULTIPART_OVERHEAD, router
 from ui.limits import BodyLimit
 from ui.logs import configure
 from ui.settings import ServerSettings, Settings
@@ -163,11 +164,12 @@ def create_app(qa: CitedQA, server: ServerSettings, announce: str | None = None)
                     for e in error.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
 
-    @app.exception_handler(StoreUnavailable)
-    async def store_503(_: Request, error: StoreUnavailable) -> JSONResponse:
-        """Any route's store call while the store is unreachable: the client may retry (upload, delete, sources)."""
-        return JSONResponse({"detail": f"document store unavailable: {error}"}, status_code=503,
-                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+    @app.exception_handler(CiteqaError)
+    async def refused(_: Request, error: CiteqaError) -> JSONResponse:
+        """Every refusal on every route, with the status its kind carries (index/errors.py): a store outage is a 503
+        the client may retry, a file that cannot be indexed a 415, 413 or 422, a question that cannot be asked 422."""
+        headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
+        return JSONResponse({"detail": str(error)}, status_code=error.http_status, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def undecodable_422(request: Request, error: HTTPException) -> JSONResponse:
@@ -201,7 +203,7 @@ def chat_login(key: SecretStr) -> Callable[[str, str], bool]:
     return lambda _user, password: hmac.compare_digest(password.encode("utf-8"), key.get_secret_value().encode())
 
 
-class WorkersNeedAServer(ValueError):
+class WorkersNeedAServer(CiteqaError, ValueError):
     """`--workers N` over the embedded store: its files take one process at a time."""
 
 
