@@ -13,11 +13,11 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from index.errors import CiteqaError
+from index.settings import IndexSettings
 
 log = logging.getLogger(f"citeqa.{__name__}")
 FINGERPRINT_BYTES = 1 << 20  # of each weights file's start and end, to name its graph (`weights_key`)
 # Where a model's ONNX graph is kept once exported (per user, shared by every index and process; ~90 MB).
-GRAPH_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "citeqa" / "onnx"
 BATCH_TEXTS = 32  # texts embedded in one run (sentence-transformers' default batch size)
 STATIC = "static"  # CITEQA_EMBEDDING_MODEL=static: the model `python -m lab.distill` builds from MiniLM
 STATIC_DIR = Path(__file__).resolve().parent / "static"  # where it is shipped (package data)
@@ -49,11 +49,16 @@ def model_name(model: str | None) -> str:
     return STATIC_NAME if model == STATIC else str(Path(model).resolve())
 
 
+def embeddings_for(settings: IndexSettings) -> Embeddings:
+    """The embedding model the settings name, run with their threads and graph folder."""
+    return load_embeddings(settings.embedding_model, settings.graph_dir, settings.cores)
+
+
 @cache
-def load_embeddings(model: str | None = None) -> Embeddings:
+def load_embeddings(model: str | None, graph_dir: Path, threads: int) -> Embeddings:
     """Normalized embeddings, so a dot product is the cosine similarity. A static model is a table; a transformer
-    with mean pooling (MiniLM) runs as its ONNX graph, exported once per model from its local weights (the only
-    step that needs torch); any other model runs in sentence-transformers."""
+    with mean pooling (MiniLM) runs as its ONNX graph, exported once per model into `graph_dir` from its local
+    weights (the only step that needs torch); any other model runs in sentence-transformers."""
     folder = model_folder(model)
     if not (folder / "modules.json").is_file():
         hint = " (build it with `python -m lab.distill`)" if model == STATIC else ""
@@ -62,11 +67,11 @@ def load_embeddings(model: str | None = None) -> Embeddings:
     if is_static(folder):
         return StaticTable(folder)
     if mean_pooled(folder):
-        path = GRAPH_DIR / f"{weights_key(folder)}.onnx"
+        path = graph_dir / f"{weights_key(folder)}.onnx"
         try:
             if not path.is_file():
                 export_graph(folder, path)
-            return TransformerGraph(path, folder)
+            return TransformerGraph(path, folder, threads)
         except Exception as error:  # noqa: BLE001 - the graph is the fast, torch-free way; this one still works
             log.warning("the embedding model runs in sentence-transformers (torch): no ONNX graph (%s)", error)
     return sentence_transformers_embeddings(folder)
@@ -148,7 +153,7 @@ class TransformerGraph(Embeddings):
     (within 1e-5), without importing torch or transformers, which were most of a server's 9.5 s cold start. A
     question: ~6 ms here against ~18 ms in eager torch; batches of chunks run alike (256 chunks: 2.4 s and 2.7 s)."""
 
-    def __init__(self, path: Path, folder: Path):
+    def __init__(self, path: Path, folder: Path, threads: int):
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -158,7 +163,7 @@ class TransformerGraph(Embeddings):
         pad = self.tokenizer.token_to_id("[PAD]") or 0
         self.tokenizer.enable_padding(pad_id=pad, pad_token=self.tokenizer.id_to_token(pad) or "[PAD]")
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 2  # this machine's cores
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the reader (qa/reader.py)
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

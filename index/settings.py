@@ -1,6 +1,7 @@
 """The index's settings: where the index lives and how documents are cut. Every value can be set with a
 `CITEQA_` environment variable of the same name (CITEQA_DATA_DIR, CITEQA_CHROMA_URL, …)."""
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -24,6 +25,19 @@ class IndexSettings(BaseSettings):
     chunk_sentences: int = Field(4, ge=1, le=20, description="Sentences per retrieval chunk.")
     chunk_overlap: int = Field(2, ge=0, le=19, description="Sentences shared by neighbouring chunks (at most one "
                                "less than chunk_sentences; more is cut to that).")
+    cache_dir: Path | None = Field(None, description="Where the embedding model's ONNX graph is exported, once per "
+                                   "machine; unset: $XDG_CACHE_HOME/citeqa (~/.cache/citeqa).")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads the models use (the reader reads this "
+                                "many sentences at once); unset: every core, shared among `serve --workers`.")
+
+    @property
+    def graph_dir(self) -> Path:
+        cache = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "citeqa"
+        return cache / "onnx"
+
+    @property
+    def cores(self) -> int:
+        return self.threads or os.cpu_count() or 1
 
     @property
     def chunking(self) -> dict[str, int]:

@@ -26,7 +26,7 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 from langchain_core.embeddings import Embeddings
 
-from index.embed import load_embeddings, model_name
+from index.embed import embeddings_for, model_name
 from index.errors import CiteqaError
 from index.formats import COPY_SUFFIX, TEXT_SUFFIXES
 from index.segment import SEGMENTATION_VERSION
@@ -175,8 +175,7 @@ def check_index(settings: IndexSettings) -> Manifest:
 
 def open_store(settings: IndexSettings) -> IndexStore:
     """The store the settings name, with the embedding model they name (loaded once, from local files)."""
-    model = settings.embedding_model
-    return IndexStore(settings, load_embeddings(model), model_name(model))
+    return IndexStore(settings, embeddings_for(settings), model_name(settings.embedding_model))
 
 
 class IndexStore:

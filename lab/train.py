@@ -185,7 +185,7 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
         export(model, default_model_path(), config.out,
                separate_store(settings, found[0].docs).index.data_dir / "reader-fp32")
     write_card(config.out, card)
-    reader = Reader(config.out)
+    reader = Reader(config.out, settings.index.cores)
 
     selector_of = {name: LearnedSelector(c.table, reader, threshold=0.0) for name, c in indexed.items()}
     reads = read_all(indexed, selector_of, deciding, say)

@@ -121,7 +121,8 @@ class CitedQA:
         retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
                                                                                          name="retrieve")
         table = SpanSelector(snapshot, self.weights, frequency)
-        selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR))
+        selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR,
+                                                              self.store.settings.cores))
                     if self.settings.selector == "learned" else table)
         selection: Runnable = RunnableLambda(selector.run, name="select_spans")
         extraction: Runnable = (RunnableLambda(lambda s: compose(s, texts), name="compose")

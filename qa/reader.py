@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -28,7 +27,6 @@ MAX_TOKENS = 128  # the whole pair; Wikipedia sentences run 30-60 tokens, few pa
 MAX_QUESTION_TOKENS = 40  # SQuAD questions: 99% under 30 tokens
 MAX_CONTEXT_TOKENS = 24  # the tail of the sentence before: enough to name a speaker
 MAX_ANSWER_TOKENS = 30  # SQuAD answers: 99% under 20 tokens
-PARALLEL_PAIRS = os.cpu_count() or 1  # pairs read at once, a core each (this machine: 2)
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ def best_spans(start: np.ndarray, end: np.ndarray, answerable: np.ndarray) -> tu
 class Reader:
     """The shipped (or a freshly trained) reader, ready to score candidates; load it once with `load_reader`."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, threads: int = 1):
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -121,7 +119,7 @@ class Reader:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
                                                     providers=["CPUExecutionProvider"])
-        self.pairs = ThreadPoolExecutor(PARALLEL_PAIRS, thread_name_prefix="citeqa-reader")
+        self.pairs = ThreadPoolExecutor(threads, thread_name_prefix="citeqa-reader")  # pairs read at once, a core each
 
     def read(self, question: str, candidates: list[Candidate]) -> list[Reading]:
         if not candidates:
@@ -135,7 +133,7 @@ class Reader:
             batch.offsets[rows, last, 1].tolist(), strict=True)]
 
     def logits(self, batch: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The model's outputs, each pair run on its own, without padding, PARALLEL_PAIRS at a time. Alone because
+        """The model's outputs, each pair run on its own, without padding, `threads` at a time. Alone because
         the int8 graph quantizes activations with one scale per run: in a batch a pair's logits moved with its
         neighbours and their padding (by up to 0.45 on the relevance logit); alone, a sentence scores the same
         whatever else is read. 150 measuring-article shortlists of 4 (one run, same machine): one padded batch
@@ -162,8 +160,8 @@ class ReaderMissing(CiteqaError, FileNotFoundError):
 
 
 @cache
-def load_reader(folder: Path = READER_DIR) -> Reader:
+def load_reader(folder: Path = READER_DIR, threads: int = 1) -> Reader:
     if not (folder / "model.onnx").is_file():
         raise ReaderMissing(f"no trained reader in {folder}: run `citeqa train` (or set CITEQA_SELECTOR=rules)")
     log.info("loading the reader from %s", folder)
-    return Reader(folder)
+    return Reader(folder, threads)

@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from index.embed import load_embeddings, model_name
+from index.embed import embeddings_for, model_name
 from index.pipeline import Indexer
 from index.settings import IndexSettings
 from index.store import IndexStore
@@ -63,7 +63,7 @@ def nothing_dropped_by_verify(request) -> Iterator[None]:
 def rows_only(collection, rows: dict[str, tuple[str, dict]]) -> None:
     """Writes rows into a collection and nothing else (no copy, no manifest): a write cut short."""
     texts = [text for text, _ in rows.values()]
-    collection.add(ids=list(rows), embeddings=load_embeddings(None).embed_documents(texts), documents=texts,
+    collection.add(ids=list(rows), embeddings=embeddings_for(IndexSettings()).embed_documents(texts), documents=texts,
                    metadatas=[meta for _, meta in rows.values()])
 
 
@@ -110,7 +110,7 @@ def running(command: list[str], ready_url: str, seconds: float, **popen) -> Iter
 
 @pytest.fixture(scope="session")
 def embeddings():
-    return load_embeddings(None)
+    return embeddings_for(IndexSettings())
 
 
 @pytest.fixture(scope="session")

@@ -52,3 +52,16 @@ def test_no_module_imports_one_that_imports_it_back():
 
     loops = sorted(module for module in GRAPH if module in reaches(module))
     assert not loops, f"modules on an import loop: {loops}"
+
+
+def test_the_environment_is_read_by_the_settings_alone():
+    """Every variable is read through a settings section (`*/settings.py`); the one write is `serve --workers`
+    handing its workers their share of the cores as the setting CITEQA_THREADS."""
+    readers = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            source = path.read_text(encoding="utf-8")
+            uses = [word for word in ("os.environ", "os.getenv", "os.cpu_count") if word in source]
+            if uses and path.name != "settings.py":
+                readers[module_name(path)] = uses
+    assert readers == {"ui.server": ["os.environ"]}

@@ -219,8 +219,9 @@ def serve(settings: Settings, workers: int = 1) -> None:
                     "documents", server.host)
     if workers > 1:
         # The workers' model threads share the cores: each worker with all of them would oversubscribe them
-        # (2 workers × 2 threads on 2 cores gave no more answers/s than 1 worker in `make bench`).
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        # (2 workers × 2 threads on 2 cores gave no more answers/s than 1 worker in `make bench`). Workers read their
+        # settings from the environment, so their share goes there, as the setting it is.
+        os.environ["CITEQA_THREADS"] = str(max(1, settings.index.cores // workers))
         check_index(settings.index)  # a missing or incompatible index is refused here, once, not in every worker
         log.info("citeqa starting %d workers at %s (chat), %s/api (REST), %s/docs (OpenAPI)", workers, url, url, url)
         uvicorn.run("ui.server:worker_app", factory=True, workers=workers, host=server.host, port=server.port,

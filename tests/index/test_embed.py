@@ -14,10 +14,12 @@ from index.embed import (
     StaticTable,
     TransformerGraph,
     default_model_path,
+    embeddings_for,
     load_embeddings,
     mean_pooled,
     weights_key,
 )
+from index.settings import IndexSettings
 
 QUESTIONS = [
     "What did the junta say about Wagner?",
@@ -45,7 +47,7 @@ def test_the_static_model_is_read_as_a_table_giving_sentence_transformers_vector
     """Without torch: the same tokens (cut at the tokenizer's 128), the same folded table, mean and norm."""
     from sentence_transformers import SentenceTransformer
 
-    static = load_embeddings(STATIC)
+    static = embeddings_for(IndexSettings(embedding_model=STATIC))
     assert isinstance(static, StaticTable)
     texts = [*QUESTIONS, "two\nlines", "", "Ghana's cocoa board, 1947."]
     reference = SentenceTransformer(str(STATIC_DIR), device="cpu").encode(
@@ -105,8 +107,7 @@ def test_a_failed_export_leaves_the_model_to_sentence_transformers(tmp_path, mon
     def fail(folder, path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(index.embed, "GRAPH_DIR", tmp_path)
     monkeypatch.setattr(index.embed, "export_graph", fail)
-    fallback = load_embeddings.__wrapped__(None)
+    fallback = load_embeddings.__wrapped__(None, tmp_path, 1)
     assert not isinstance(fallback, TransformerGraph) and len(fallback.embed_query("Wagner")) == 384
     assert "disk full" in caplog.text

@@ -12,7 +12,7 @@ from index.embed import (
     STATIC_NAME,
     EmbeddingModelMissing,
     default_model_path,
-    load_embeddings,
+    embeddings_for,
     model_folder,
     model_name,
 )
@@ -53,7 +53,8 @@ def test_distilling_a_tiny_model_gives_a_loadable_sentence_transformer(tmp_path)
         shutil.copy(default_model_path() / name, source / name)
     out = distill(tmp_path / "static", source=source, dimensions=8)
     assert json.loads((out / "distilled.json").read_text())["dimensions"] == 8
-    vectors = np.asarray(load_embeddings(str(out)).embed_documents(["The junta took power.", "Wagner"]))
+    embeddings = embeddings_for(IndexSettings(embedding_model=str(out)))
+    vectors = np.asarray(embeddings.embed_documents(["The junta took power.", "Wagner"]))
     assert vectors.shape == (2, 8)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -61,7 +62,7 @@ def test_distilling_a_tiny_model_gives_a_loadable_sentence_transformer(tmp_path)
 def test_the_shipped_static_model_is_found_by_name_and_recorded_by_a_stable_name():
     assert model_folder(STATIC) == STATIC_DIR and model_folder(None) == default_model_path()
     assert model_name(STATIC) == STATIC_NAME
-    embeddings = load_embeddings(STATIC)
+    embeddings = embeddings_for(IndexSettings(embedding_model=STATIC))
     moscow, russia, rainforest = np.asarray(embeddings.embed_documents(["moscow", "russia", "rainforest"]))
     assert moscow.shape == (256,)
     assert moscow @ russia > 0.7 > moscow @ rainforest  # near enough for retrieval's word expansion
@@ -69,7 +70,7 @@ def test_the_shipped_static_model_is_found_by_name_and_recorded_by_a_stable_name
 
 def test_a_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(EmbeddingModelMissing, match="no sentence-transformers model in"):
-        load_embeddings(str(tmp_path))
+        embeddings_for(IndexSettings(embedding_model=str(tmp_path)))
 
 
 def test_the_chain_answers_from_an_index_built_with_the_static_model(tmp_path):
