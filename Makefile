@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/citeqa-wheels
 LLAMA := llama-cpp-python==0.3.36
 LLAMA_FLAGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 
-.PHONY: setup setup-llm setup-llm-large run index train distill bench test lint browser clean
+.PHONY: setup setup-llm setup-llm-large run index train distill bench test test-units lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,12 +69,16 @@ run: index
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Everything; `make test-units` leaves out tests/system/ (real servers, the browser, killed processes).
 test: setup-llm browser
-	$(BIN)/ruff check index qa ui tests bench
+	$(BIN)/ruff check index qa ui lab tests bench
 	$(BIN)/python -m pytest -q
 
+test-units: setup-llm
+	$(BIN)/python -m pytest -q -m "not system"
+
 lint: setup
-	$(BIN)/ruff check index qa ui tests bench
+	$(BIN)/ruff check index qa ui lab tests bench
 
 clean:
 	rm -rf .citeqa tests/artifacts .pytest_cache

@@ -108,6 +108,13 @@ def running(command: list[str], ready_url: str, seconds: float, **popen) -> Iter
         stop(process)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever lives under tests/system/ is a system test (`-m "not system"` runs the rest)."""
+    for item in items:
+        if Path(item.path).parent.name == "system":
+            item.add_marker(pytest.mark.system)
+
+
 @pytest.fixture(scope="session")
 def embeddings():
     return embeddings_for(IndexSettings())

@@ -1,6 +1,10 @@
-"""The `citeqa` command as a user runs it: real processes, real exit codes, real output."""
+"""The `citeqa` command as a user runs it: its exit codes and output, in process (`ui.cli.main`) where no process
+boundary is tested, a real process where one is (a server, what a fresh process imports)."""
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,8 +25,23 @@ def env(tmp_path_factory):
     return {**os.environ, "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("cli"))}
 
 
-def run(env, *args, check=True):
-    done = subprocess.run([CITEQA, *args], env=env, capture_output=True, text=True, timeout=300)
+def run(env, *args, check=True) -> subprocess.CompletedProcess:
+    """`citeqa ARGS` in this process, with `env`'s variables, its output and exit code as a process would give."""
+    out, err = io.StringIO(), io.StringIO()
+    said = logging.StreamHandler(err)  # what the command logs, where a process would write it
+    logging.getLogger().addHandler(said)
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for name in set(os.environ) - set(env):
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        try:
+            code = main(list(args))
+        except SystemExit as stopped:  # argparse's --help and usage errors
+            code = stopped.code if isinstance(stopped.code, int) else 2
+        finally:
+            logging.getLogger().removeHandler(said)
+    done = subprocess.CompletedProcess(["citeqa", *args], code, out.getvalue(), err.getvalue())
     if check:
         assert done.returncode == 0, done.stderr
     return done

@@ -75,7 +75,7 @@ def test_index_killed_at_any_point_is_completed_exactly_by_the_next_run(tmp_path
     indexer = Indexer(store)
     prepared = [indexer.prepare(doc) for doc in load_sources([folder])]
     assert set(store.chunks.get(include=[])["ids"]) == {c.id for p in prepared for c in p.chunks}
-    assert store.count() == sum(len(p.chunks) for p in prepared)
+    assert store.chunks.count() == sum(len(p.chunks) for p in prepared)
     assert set(store.sentences.get(include=[])["ids"]) == {sentence_id(s, p.doc.text) for p in prepared
                                                            for s in p.sentences}
     assert store.new_words([(p.doc, p.sentences) for p in prepared]) == []
@@ -110,4 +110,4 @@ def test_a_reader_never_sees_rows_of_a_version_whose_write_was_cut_short(setting
     Indexer(store).run([folder])  # the next run completes the write
     answer = CitedQA(store, AnsweringSettings()).invoke("How many French soldiers are in Niger?")
     assert "2,500" in answer.answer and all(changed[c.start:c.end] == c.quote for c in answer.citations)
-    assert store.count() == len(prepared.chunks)
+    assert store.chunks.count() == len(prepared.chunks)
