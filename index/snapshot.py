@@ -118,9 +118,6 @@ class ChunkTable(Sequence[Chunk]):
         return tuple(Span(source, int(s), int(e)) for s, e in zip(self.sentence_starts[run].tolist(),
                                                                    self.sentence_ends[run].tolist(), strict=True))
 
-    def id(self, row: int) -> str:
-        return self.ids[row].decode()
-
     def row(self, chunk_id: str) -> int | None:
         """The row of the chunk with this id, if the snapshot holds it."""
         key = chunk_id.encode()

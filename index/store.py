@@ -459,9 +459,6 @@ class IndexStore:
             store.delete(ids=ids[i:i + PAGE])
 
     # reading
-    def count(self) -> int:
-        return self.chunks.count()
-
     @contextmanager
     def reachable(self) -> Iterator[None]:
         """Store calls inside it raise StoreUnavailable, not a transport error, while a Chroma server cannot be

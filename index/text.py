@@ -59,12 +59,8 @@ def _words_of(normal: str) -> list[str]:
 _CAPITALIZED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+)?[A-Z][a-z]+)+")
 
 
-def acronyms(text: str) -> list[str]:
-    """Initials of capitalized word runs, so "AP" meets "Associated Press" ("of" is skipped, as in "BoE")."""
-    return _acronyms_of(normalize(text))
-
-
 def _acronyms_of(normal: str) -> list[str]:
+    """Initials of capitalized word runs, so "AP" meets "Associated Press" ("of" is skipped, as in "BoE")."""
     found = []
     for run in _CAPITALIZED_RUN.findall(normal):
         initials = [w[0] for w in run.split() if w.lower() not in STOPWORDS]

@@ -64,7 +64,7 @@ class Recipe:
     # calibration articles' abstention went from 0.26 to 0.38 abstain_ok at 0.12 false_abstain (0.829 → 0.837 right
     # sentence first); without it relevance is learned sentence by sentence, on no common scale across questions.
     choice_weight: float = 1.0
-    # The share of answerable questions also learned changed (`PERTURBATIONS`) into ones their own answer sentence
+    # The share of answerable questions also learned changed (`perturbed`) into ones their own answer sentence
     # does not answer, that sentence then the hardest wrong one: SQuAD 2.0's unanswerable questions are of that kind.
     # Off: tried only together with `frozen` 2 and one pass on the CPU (above); a GPU session can try it alone.
     perturbed: float = 0.0
@@ -73,16 +73,16 @@ class Recipe:
 # How an answerable question becomes one its answer sentence does not answer, the way SQuAD 2.0's unanswerable
 # questions were written (Rajpurkar, Jia and Liang 2018: entity swaps, changed numbers among them). The replacement is
 # never in any sentence of the lesson, so none of them answers the changed question.
-PERTURBATIONS = (
-    # (rule, what changes, example: sentence / question → changed question)
-    ("number", "a number the answer sentence holds gets another last digit",
-     "“Sky+HD was in 4,222,000 homes” / How many homes had Sky+HD by 2012? → … by 2015?"),
-    ("name", "a name the answer sentence holds becomes a name from another lesson's sentences",
-     "“Michael Grade criticized the operations” / Who criticized the Select Committee? → Who criticized the Amazon?"),
-)
+# Each rule, what it changes, and an example (sentence / question → changed question):
+# - number: a number the answer sentence holds gets another last digit:
+#   "Sky+HD was in 4,222,000 homes" / How many homes had Sky+HD by 2012? → … by 2015?
+# - name: a name the answer sentence holds becomes a name from another lesson's sentences:
+#   "Michael Grade criticized the operations" / Who criticized the Select Committee? → Who criticized the Amazon?
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
+
+
 def perturbed(lesson: Lesson, foreign_names: list[str], rng: random.Random) -> Lesson | None:
-    """The question changed by one `PERTURBATIONS` rule so that no sentence of the lesson answers it; None when no
+    """The question changed by one of the rules above so that no sentence of the lesson answers it; None when no
     rule applies (no number or name of the question is in its answer sentence)."""
     if lesson.answer is None:
         return None

@@ -55,7 +55,6 @@ class Derived:
     frequency: Counter[str]  # how many sentences hold each term (the selector's IDF), updated by a refresh
     keywords: KeywordIndex  # the chunks' keyword index, edited by a refresh
     retrieval: Runnable  # request → Retrieved
-    selection: Runnable  # Retrieved → Selection
     chain: Runnable  # request → {"selection": Selection, "extractive": Answer}: retrieval | selection | extraction
 
 
@@ -129,7 +128,7 @@ class CitedQA:
                                 | RunnableLambda(lambda a: verify(a, texts), name="verify"))
         chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
         return_freed_memory()
-        return Derived(generation, versions, snapshot, words, frequency, keywords, retrieval, selection, chain)
+        return Derived(generation, versions, snapshot, words, frequency, keywords, retrieval, chain)
 
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
@@ -160,10 +159,6 @@ class CitedQA:
     @property
     def retrieval(self) -> Runnable:
         return self._state.retrieval
-
-    @property
-    def selection(self) -> Runnable:
-        return self._state.selection
 
     @property
     def chain(self) -> Runnable:

@@ -43,7 +43,7 @@ def test_rows_are_found_by_source_and_start_and_by_chunk_id():
     assert sentence_rows.row(second.source, second.start + 1) is None  # inside a sentence is no sentence's start
     assert sentence_rows.row("missing.txt", 0) is None
     for row, chunk in enumerate(chunks):
-        assert chunk_rows.row(chunk.id) == row and chunk_rows.id(row) == chunk.id
+        assert chunk_rows.row(chunk.id) == row and chunk_rows[row].id == chunk.id
     assert chunk_rows.row("0" * 40) is None
     names = ["missing.txt", *sorted(TEXTS)]  # numbered unlike the table, with a source it lacks
     asked = [(names.index(s.span.source), s.span.start) for s in sentences] + [(1, second.start + 1), (0, 0)]
@@ -77,7 +77,7 @@ def assert_same(snapshot, other) -> None:
     assert snapshot.texts == other.texts
     assert snapshot.sentences == other.sentences
     assert list(snapshot.chunks) == list(other.chunks)
-    assert [snapshot.chunks.id(i) for i in range(len(snapshot.chunks))] == [other.chunks.id(i) for i in
+    assert [snapshot.chunks[i].id for i in range(len(snapshot.chunks))] == [other.chunks[i].id for i in
                                                                            range(len(other.chunks))]
     np.testing.assert_array_equal(snapshot.sentence_vectors, other.sentence_vectors)
     assert sorted(snapshot.vocabulary) == sorted(other.vocabulary)
@@ -108,10 +108,10 @@ def test_a_snapshot_of_the_changed_documents_merged_into_the_old_one_reads_as_a_
     kept = [after.sentences.span(i) for i in range(len(after.sentences)) if origin[i] >= 0]
     assert kept == [before.sentences.span(int(i)) for i in origin if i >= 0]
     assert {span.source for span in kept} == {"a.txt"}
-    assert [after.chunks.id(i) for i in range(len(after.chunks)) if chunk_origin[i] >= 0] == \
-        [before.chunks.id(int(i)) for i in chunk_origin if i >= 0]
-    assert [after.chunks.id(i) for i in range(len(after.chunks)) if chunk_origin[i] < 0] == \
-        [partial.chunks.id(-1 - int(i)) for i in chunk_origin if i < 0]
+    assert [after.chunks[i].id for i in range(len(after.chunks)) if chunk_origin[i] >= 0] == \
+        [before.chunks[int(i)].id for i in chunk_origin if i >= 0]
+    assert [after.chunks[i].id for i in range(len(after.chunks)) if chunk_origin[i] < 0] == \
+        [partial.chunks[-1 - int(i)].id for i in chunk_origin if i < 0]
     assert {after.chunks[i].span.source for i in range(len(after.chunks)) if chunk_origin[i] >= 0} == {"a.txt"}
 
 

@@ -24,4 +24,4 @@ def test_removing_a_document_deletes_its_rows_page_by_page(store, monkeypatch):
     Indexer(store).run([ARTICLE])
     monkeypatch.setattr(index.store, "PAGE", 5)
     assert store.remove_source(ARTICLE.name) == 21
-    assert store.count() == 0 and not store.sentences.get(include=[])["ids"]
+    assert store.chunks.count() == 0 and not store.sentences.get(include=[])["ids"]

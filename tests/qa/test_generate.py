@@ -30,8 +30,7 @@ def generator(seed_qa: CitedQA, model) -> GroundedGenerator:
 
 
 def test_check_keeps_cited_sentences_verbatim_and_drops_unknown_numbers(seed_qa):
-    selection = seed_qa.selection.invoke(seed_qa.retrieval.invoke({"question": "How many French soldiers are in "
-                                                                                "Niger?"}))
+    selection = seed_qa.chain.invoke({"question": "How many French soldiers are in Niger?"})["selection"]
     shown = [s.span for s in selection.ranked[:6]]
     first = next(n for n, span in enumerate(shown, 1) if "1,500" in span.text_in(seed_qa.texts[span.source]))
     checker = GroundedGenerator.__new__(GroundedGenerator)

@@ -51,7 +51,7 @@ def chunk_of(retriever: HybridRetriever, source: str) -> str:
 
 
 def keyword_ids(retriever: HybridRetriever, query: Query, expansions: dict) -> list[str]:
-    return [retriever.chunks.id(row) for row in retriever.keyword_ranking(query, expansions)]
+    return [retriever.chunks[row].id for row in retriever.keyword_ranking(query, expansions)]
 
 
 def test_every_document_is_one_chunk(retriever):
