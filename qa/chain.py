@@ -13,23 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from index.errors import CiteqaError
 from index.snapshot import Snapshot, merged, return_freed_memory, stacked
-from index.store import IndexStore, open_store
+from index.store import IndexStore
 from qa.answer import Answer
 from qa.compose import compose
 from qa.generate import GroundedGenerator
 from qa.history import follow_up_context, previous_answer, turns
 from qa.keywords import KeywordIndex
 from qa.learned import LearnedSelector
-from qa.llm import ModelUnavailable, chat_model
 from qa.question import read
 from qa.reader import READER_DIR, load_reader
 from qa.retrieve import HybridRetriever, Query, chunk_terms, keyword_index, sentence_terms
 from qa.select import Selection, SpanSelector, Weights, sentence_frequency
-from qa.settings import MAX_QUESTION_CHARS, AnsweringSettings, Settings
+from qa.settings import MAX_QUESTION_CHARS, AnsweringSettings
 from qa.verify import verify
 
 log = logging.getLogger(f"citeqa.{__name__}")
@@ -54,8 +53,9 @@ class Derived:
     words: list[list[str]]  # each sentence's terms, kept so that a refresh tokenizes only changed documents
     frequency: Counter[str]  # how many sentences hold each term (the selector's IDF), updated by a refresh
     keywords: KeywordIndex  # the chunks' keyword index, edited by a refresh
-    retrieval: Runnable  # request → Retrieved
-    chain: Runnable  # request → {"selection": Selection, "extractive": Answer}: retrieval | selection | extraction
+    retrieval: Runnable  # request → Retrieved: parse | retrieve
+    drafting: Runnable  # request → Draft: parse | retrieve | select | compose (what the lab and tests look into)
+    chain: Runnable  # request → its parts, streamed: drafting | generate | verify (`CitedQA.stream`)
 
 
 def changed_sources(previous: Derived | None, versions: dict[str, str]) -> set[str] | None:
@@ -117,18 +117,31 @@ class CitedQA:
             log.info("re-read %d changed documents (%d sentences) of %d", len(changed), len(fresh), len(snapshot.texts))
         texts = snapshot.texts
         retriever = HybridRetriever(self.store, snapshot, self.store.embeddings, self.settings.top_k, keywords)
-        retrieval: Runnable = RunnableLambda(self._query, name="parse") | RunnableLambda(retriever.run,
-                                                                                         name="retrieve")
         table = SpanSelector(snapshot, self.weights, frequency)
         selector = (LearnedSelector(table, load_reader(self.settings.reader_dir or READER_DIR,
                                                               self.store.settings.cores))
                     if self.settings.selector == "learned" else table)
-        selection: Runnable = RunnableLambda(selector.run, name="select_spans")
-        extraction: Runnable = (RunnableLambda(lambda s: compose(s, texts), name="compose")
-                                | RunnableLambda(lambda a: verify(a, texts), name="verify"))
-        chain = retrieval | selection | {"selection": RunnablePassthrough(), "extractive": extraction}
+
+        def reply(drafts: Iterator[Draft]) -> Iterator[str | Answer]:
+            """The answer's text as it is made, then its verified `Answer`: the language model's when one is set
+            (it falls back to the draft), else the draft's own words. Generating and verifying are one step: LCEL
+            drains a first generator step when a second one after it is closed (a client that went away)."""
+            for draft in drafts:
+                parts = (self.generator.stream(draft.selection, list(draft.selection.retrieved.query.history),
+                                               draft.answer, texts) if self.generator
+                         else [*text_deltas(draft.answer.answer), draft.answer])
+                for part in parts:
+                    if isinstance(part, Answer):
+                        part = verify(part, texts)
+                        part.timing_ms = {"retrieve": ms(draft.selection.retrieved.seconds)}
+                    yield part
+
+        retrieval = RunnableLambda(parsed, name="parse") | RunnableLambda(retriever.run, name="retrieve")
+        drafting = (retrieval | RunnableLambda(selector.run, name="select_spans")
+                    | RunnableLambda(lambda selection: Draft(selection, compose(selection, texts)), name="compose"))
+        chain = drafting | RunnableGenerator(reply, name="generate_and_verify")
         return_freed_memory()
-        return Derived(generation, versions, snapshot, words, frequency, keywords, retrieval, chain)
+        return Derived(generation, versions, snapshot, words, frequency, keywords, retrieval, drafting, chain)
 
     def refresh(self) -> None:
         """Re-reads the index after a write. A question already being answered finishes on the state it started
@@ -161,6 +174,10 @@ class CitedQA:
         return self._state.retrieval
 
     @property
+    def drafting(self) -> Runnable:
+        return self._state.drafting
+
+    @property
     def chain(self) -> Runnable:
         return self._state.chain
 
@@ -171,37 +188,25 @@ class CitedQA:
             return "extractive"
         return "extractive-fallback" if self.generator.model is None else self.generator.mode
 
-    def _query(self, request: dict[str, Any]) -> Query:
-        question = str(request.get("question") or "").strip()
-        if not question:
-            raise QuestionError("question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise QuestionError(f"question is longer than {MAX_QUESTION_CHARS} characters")
-        history = turns(request.get("history"))
-        return Query(read(question), follow_up_context(question, history), previous_answer(question, history))
-
     def invoke(self, question: str, history: list | None = None) -> Answer:
         *_, answer = self.stream(question, history)
         return answer
 
     def stream(self, question: str, history: list | None = None) -> Iterator[str | Answer]:
-        """Answer text as it is made (word by word when extractive), then the finished, verified `Answer`."""
+        """Answer text as it is made (word by word when extractive), then the finished, verified `Answer`: the one
+        chain, streamed, with the time its parts took."""
         started = time.perf_counter()
-        state = self._state
-        drafted = state.chain.invoke({"question": question, "history": history or []})
-        selection: Selection = drafted["selection"]
-        extractive: Answer = drafted["extractive"]
-        parts = (self.generator.stream(selection, turns(history), extractive) if self.generator
-                 else [*text_deltas(extractive.answer), extractive])
-        first_at = None
-        for part in parts:
+        first_at, answer = None, None
+        for part in self._state.chain.stream({"question": question, "history": history or []}):
             if isinstance(part, Answer):
-                answer = verify(part, state.snapshot.texts)
+                answer = part
                 break
             first_at = first_at or time.perf_counter()
             yield part
+        if answer is None:
+            raise RuntimeError("the chain ended without an answer")
         done = time.perf_counter()
-        retrieve = selection.retrieved.seconds
+        retrieve = (answer.timing_ms or {}).get("retrieve", 0.0) / 1000
         answer.timing_ms = {"retrieve": ms(retrieve), "answer": ms(done - started - retrieve),
                             "total": ms(done - started)}
         if self.generator:
@@ -214,6 +219,26 @@ class CitedQA:
         return [{"source": s, "chars": len(snapshot.texts[s]), "chunks": counts[s]} for s in sorted(counts)]
 
 
+@dataclass(frozen=True)
+class Draft:
+    """What was selected for a question, and the extractive answer composed from it (verified at the chain's end)."""
+
+    selection: Selection
+    answer: Answer
+
+
+def parsed(request: dict[str, Any]) -> Query:
+    """The chain's edge: the question and its history checked once, here (`QuestionError`, `HistoryError`)."""
+    question = str(request.get("question") or "").strip()
+    if not question:
+        raise QuestionError("question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"question is longer than {MAX_QUESTION_CHARS} characters")
+    history = turns(request.get("history"))
+    return Query(read(question), follow_up_context(question, history), previous_answer(question, history),
+                 tuple(history))
+
+
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
@@ -221,21 +246,3 @@ def ms(seconds: float) -> float:
 def text_deltas(text: str) -> list[str]:
     """Word-sized pieces that join back to `text` exactly: how an extractive answer streams."""
     return re.findall(r"\S+\s*|^\s+", text)
-
-
-def build(settings: Settings, store: IndexStore | None = None) -> CitedQA:
-    """The chain over the stored index (by default the one the settings name); refuses an index made with other
-    settings. A generative backend that cannot be loaded is logged, and every answer says it fell back.
-    """
-    store = store or open_store(settings.index)
-    store.check()
-    qa = CitedQA(store, settings.answering)
-    answerer = settings.answering.answerer
-    if answerer != "extractive":
-        try:
-            model, unavailable = chat_model(settings), ""
-        except ModelUnavailable as error:
-            model, unavailable = None, str(error)
-            log.error("the %s answerer is unavailable, answers will be extractive: %s", answerer, error)
-        qa.generator = GroundedGenerator(model, qa.texts, answerer, settings.llm.llm_timeout, unavailable=unavailable)
-    return qa

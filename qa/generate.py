@@ -38,9 +38,9 @@ class GroundedGenerator:
     """`model` None: the configured model could not be loaded (`unavailable` says why); every grounded answer is
     then the extractive one, marked extractive-fallback, and the log says why each time."""
 
-    def __init__(self, model: BaseChatModel | None, texts: dict[str, str], mode: str, timeout: float,
-                 sentences: int = 4, unavailable: str = ""):
-        self.texts, self.mode, self.timeout, self.sentences = texts, mode, timeout, sentences
+    def __init__(self, model: BaseChatModel | None, mode: str, timeout: float, sentences: int = 4,
+                 unavailable: str = ""):
+        self.mode, self.timeout, self.sentences = mode, timeout, sentences
         self.unavailable = unavailable
         # One llama.cpp context serves one generation at a time; a server backend takes requests in parallel.
         self.turn = threading.Lock() if mode == "local" else None
@@ -48,8 +48,10 @@ class GroundedGenerator:
                                                         ("human", "{numbered}\n\nQuestion: {question}")])
         self.model = model
 
-    def stream(self, selection: Selection, history: list[Turn], fallback: Answer) -> Iterator[str | Answer]:
-        """Model text as it comes, then the checked `Answer` (or `fallback`, marked as such)."""
+    def stream(self, selection: Selection, history: list[Turn], fallback: Answer,
+               texts: dict[str, str]) -> Iterator[str | Answer]:
+        """Model text as it comes, then the checked `Answer` (or `fallback`, marked as such); `texts` are the
+        documents the selection was made from (the request's own snapshot)."""
         if not selection.grounded:
             yield fallback
             return
@@ -58,7 +60,7 @@ class GroundedGenerator:
             yield self._fallback(fallback)
             return
         shown = [s.span for s in selection.ranked[: self.sentences]]
-        numbered = "\n".join(f"[{n}] {span.text_in(self.texts[span.source])}" for n, span in enumerate(shown, 1))
+        numbered = "\n".join(f"[{n}] {span.text_in(texts[span.source])}" for n, span in enumerate(shown, 1))
         request = {"numbered": numbered, "question": selection.retrieved.query.question.text,
                    "history": recent(history)}
         text, deadline = "", time.monotonic() + self.timeout
@@ -83,7 +85,7 @@ class GroundedGenerator:
             return
         finally:  # done, timed out, or closed by a client that went away: the model stops at its next token
             stop.set()
-        yield self.check(text, shown, selection) or self._fallback(fallback)
+        yield self.check(text, shown, selection, texts) or self._fallback(fallback)
 
     def _generate(self, request: dict, pieces: queue.Queue, stop: threading.Event, deadline: float) -> None:
         """The model's stream on a worker thread, so that a model silent before its first token still times out;
@@ -109,7 +111,7 @@ class GroundedGenerator:
             if self.turn:
                 self.turn.release()
 
-    def check(self, text: str, shown: list, selection: Selection) -> Answer | None:
+    def check(self, text: str, shown: list, selection: Selection, texts: dict[str, str]) -> Answer | None:
         """The model's answer with its cited sentences, or None when it is not supported by them."""
         answer = text.strip()
         if NOT_FOUND.lower() in answer.lower():
@@ -119,9 +121,9 @@ class GroundedGenerator:
         answer = re.sub(r"\s+([.,;])", r"\1", _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in cited else "",
                                                            answer)).strip()
         if not cited:
-            cited = self._attribute(answer, shown)
+            cited = attributed(answer, shown, texts)
             answer = f"{answer} " + "".join(f"[{n}]" for n in cited)
-        citations = [Citation(n, span.source, span.start, span.end, span.text_in(self.texts[span.source]),
+        citations = [Citation(n, span.source, span.start, span.end, span.text_in(texts[span.source]),
                               ranked_score(selection, span)) for n, span in ((n, shown[n - 1]) for n in cited)]
         question = selection.retrieved.query.question
         if not all(selection.answers(shown[n - 1]) for n in cited):
@@ -136,21 +138,21 @@ class GroundedGenerator:
             log.info("%s answer lacks the %s asked for; answering extractively: %r", self.mode,
                      question.expect.value, answer[:200])
             return None
-        short = ShortAnswer.of(selection.short, self.texts) if selection.short else None
+        short = ShortAnswer.of(selection.short, texts) if selection.short else None
         return Answer(answer, grounded=True, citations=citations, mode=self.mode,
                       short_answer=short if short and short.inside(citations) else None)
-
-    def _attribute(self, answer: str, shown: list) -> list[int]:
-        """Small models often forget the markers: cite the shown sentence that holds most of the answer's words."""
-        wanted = set(terms(answer))
-        overlap = [(len(wanted & set(terms(span.text_in(self.texts[span.source])))), -n) for n, span in
-                   enumerate(shown, 1)]
-        best, negative = max(overlap, default=(0, 0))
-        return [-negative] if best else []
 
     def _fallback(self, fallback: Answer) -> Answer:
         fallback.mode = f"{fallback.mode}-fallback" if fallback.grounded else fallback.mode
         return fallback
+
+
+def attributed(answer: str, shown: list, texts: dict[str, str]) -> list[int]:
+    """Small models often forget the markers: cite the shown sentence that holds most of the answer's words."""
+    wanted = set(terms(answer))
+    overlap = [(len(wanted & set(terms(span.text_in(texts[span.source])))), -n) for n, span in enumerate(shown, 1)]
+    best, negative = max(overlap, default=(0, 0))
+    return [-negative] if best else []
 
 
 def ranked_score(selection: Selection, span) -> float:

@@ -12,6 +12,7 @@ from index.snapshot import Snapshot
 from index.spans import Chunk
 from index.store import IndexStore
 from index.text import STOPWORDS, normalize, stem, terms, words
+from qa.answer import Turn
 from qa.keywords import KeywordIndex
 from qa.question import Question
 
@@ -28,6 +29,7 @@ class Query:
     question: Question
     context: str = ""
     previous: str = ""  # a follow-up's previous answer: what was already said, not to be said again
+    history: tuple[Turn, ...] = ()  # the conversation before it, checked (what a language model is shown)
 
 
 @dataclass

@@ -20,9 +20,10 @@ from starlette.types import Receive, Scope, Send
 from index.store import StoreUnavailable
 from qa.answer import Answer
 from qa.chain import CitedQA
-from qa.documents import DocumentLibrary, Upload
-from qa.feedback import FeedbackLog, Judgement, mark
 from qa.settings import MAX_QUESTION_CHARS
+from service.feedback import FeedbackLog, Judgement, mark
+from service.health import health as service_health
+from service.library import DocumentLibrary, Upload
 from ui.limits import SHED_RETRY_AFTER_S, InFlight
 from ui.settings import ServerSettings
 
@@ -171,14 +172,10 @@ def router(qa: CitedQA, library: DocumentLibrary, feedback: FeedbackLog, server:
              "the last refresh of a changed index failed and answers come from the last good state",
              response_model=None, responses={503: {"description": '`{"status": "degraded", "reason": str}`'}})
     def health() -> dict | JSONResponse:
-        problem = qa.store.problem()
-        if problem:
-            return JSONResponse({"status": "degraded", "reason": problem}, status_code=503,
-                                headers={"Retry-After": str(StoreUnavailable.retry_after_s)})
-        sources = qa.sources()
-        size = {"documents": len(sources), "chunks": sum(s["chunks"] for s in sources), "mode": qa.mode}
-        why = stale()
-        return {"status": "stale", "reason": why, **size} if why else {"status": "ok", **size}
+        said = service_health(qa, stale())
+        if said["status"] == "degraded":
+            return JSONResponse(said, status_code=503, headers={"Retry-After": str(StoreUnavailable.retry_after_s)})
+        return said
 
     @api.get("/health/live", summary="Liveness: the process answers (200 even while a dependency is down)")
     def live() -> dict:

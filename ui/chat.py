@@ -17,10 +17,10 @@ from index.pipeline import Added
 from index.spans import Span
 from qa.answer import Answer, Citation
 from qa.chain import CitedQA
-from qa.documents import DocumentLibrary, Upload
-from qa.feedback import FeedbackLog, Judgement, Marked, mark
 from qa.history import content_text
 from qa.settings import MAX_QUESTION_CHARS
+from service.feedback import FeedbackLog, Judgement, Marked, mark
+from service.library import DocumentLibrary, Upload
 from ui.render import added_markdown, answer_markdown, documents_markdown, refused_markdown, source_html
 
 EXAMPLES = ["Who is the leader of Niger's junta?", "How many French soldiers are in Niger?",

@@ -174,7 +174,7 @@ def index_through(url: str, args: argparse.Namespace, settings: Settings) -> int
 
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.chain import build
+    from service.build import build
 
     try:
         history = json.loads(args.history.read_text(encoding="utf-8")) if args.history else []
@@ -195,7 +195,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from index.store import open_store
     from lab.evaluate import load_cases, score, separate_store
     from lab.split import genre_of, parts_of
-    from qa.chain import build
+    from service.build import build
 
     try:
         cases = [c for path in args.qa_files for c in load_cases(path)]
@@ -258,7 +258,7 @@ def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
     import sqlite3
 
     from index.text import counted
-    from qa.feedback import FEEDBACK_FILE, FeedbackLog, gold_case, stats_line
+    from service.feedback import FEEDBACK_FILE, FeedbackLog, gold_case, stats_line
 
     log_file = settings.index.data_dir / FEEDBACK_FILE
     try:

@@ -24,10 +24,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from index.errors import CiteqaError
 from index.lock import DataDirLock
-from index.store import StoreUnavailable, check_index
-from qa.chain import CitedQA, build
-from qa.documents import DocumentLibrary
-from qa.feedback import FEEDBACK_FILE, FeedbackLog
+from index.store import check_index
+from qa.chain import CitedQA
+from service.build import build
+from service.feedback import FEEDBACK_FILE, FeedbackLog
+from service.library import DocumentLibrary
+from service.watch import IndexWatcher
 from ui.api import MAX_FILES, MULTIPART_OVERHEAD, router
 from ui.limits import BodyLimit
 from ui.logs import configure
@@ -35,47 +37,9 @@ from ui.settings import ServerSettings, Settings
 
 log = logging.getLogger(f"citeqa.{__name__}")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# How often a server looks for an index written by another process (one stat of the manifest): a document indexed
-# elsewhere is answered from about this long after its write, plus the time to re-read the index.
-FRESH_CHECK_S = 1.0
 # Gradio keeps the Blocks being built in a class attribute (`gradio.context.Context.root_block`): two chats built at
 # once on two threads would mix their parts (only tests build several apps in one process).
 CHAT_BUILDS = threading.Lock()
-
-
-class IndexWatcher:
-    """Re-reads the index when another process changed it, on a thread of its own: requests never wait for it, and
-    each one answers from the whole old index or the whole new one (`CitedQA.refresh` swaps them whole)."""
-
-    def __init__(self, qa: CitedQA, every: float = FRESH_CHECK_S):
-        self.qa, self.every = qa, every
-        self.failure: str | None = None  # why the last look failed; answers come from the last good state meanwhile
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="citeqa-index-watcher")
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.every):
-            try:
-                if self.qa.refresh_if_changed():
-                    log.info("the index changed on disk: answering from %d documents now", len(self.qa.texts))
-                if self.failure:
-                    log.info("the index was re-read: no longer stale")
-                self.failure = None
-            except StoreUnavailable as error:  # an outage, which health reports as "degraded": tried again next look
-                log.debug("could not look at the index: %s", error)
-            except Exception as error:  # the store answers but the changed index cannot be read: answers are stale
-                if not self.failure:
-                    log.warning("could not re-read the changed index (trying again every %.0f s): %s", self.every,
-                                error)
-                self.failure = f"could not re-read the changed index: {error}"
-
-    def __enter__(self) -> IndexWatcher:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
 
 
 class ChatState:

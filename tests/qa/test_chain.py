@@ -145,7 +145,7 @@ def test_a_refresh_shows_the_new_documents_to_the_generator_too(store):
     """After a write, the language model is shown (and its quotes checked against) the texts the chain now cites."""
     Indexer(store).run([ARTICLE])
     qa = CitedQA(store, AnsweringSettings())
-    qa.generator = GroundedGenerator(None, qa.texts, "local", 1.0, unavailable="no model in this test")
+    qa.generator = GroundedGenerator(None, "local", 1.0, unavailable="no model in this test")
     Indexer(store).add([SourceText("note.txt", "The museum opens at nine every morning.")])
     qa.refresh()
     assert qa.generator.texts is qa.texts and qa.texts["note.txt"] == "The museum opens at nine every morning."

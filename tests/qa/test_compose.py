@@ -124,7 +124,7 @@ def test_what_either_selector_chooses_composes_into_a_verbatim_answer(qa, questi
     """From a real selection: the answer is its short answer (the learned reader marks one) and its quotes and
     nothing else, each citation is an exact slice of its text, the short answer lies inside a citation, and `verify`
     changes nothing."""
-    answer = compose(qa.chain.invoke({"question": question, "history": []})["selection"], qa.texts)
+    answer = compose(qa.drafting.invoke({"question": question, "history": []}).selection, qa.texts)
     lead = answer.short_answer.text + SHORT_JOINER if answer.short_answer else ""
     assert answer.grounded and pieces(answer) == [lead + as_answer(c.quote) if c.id == 1 else as_answer(c.quote)
                                                   for c in answer.citations]

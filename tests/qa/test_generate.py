@@ -7,11 +7,12 @@ import sys
 
 import pytest
 
-from qa.chain import CitedQA, build
+from qa.chain import CitedQA
 from qa.generate import GroundedGenerator
 from qa.llm import ModelUnavailable, chat_model, model_file
 from qa.settings import AnsweringSettings, LLMSettings, Settings
 from qa.verify import supported
+from service.build import build
 from tests.conftest import SlowChat, free_port, running
 
 SOLDIERS = "France has 1,500 soldiers in Niger, though coup leaders say they have severed security agreements."
@@ -26,25 +27,26 @@ def test_supported_answers_only_restate_their_quotes():
 
 
 def generator(seed_qa: CitedQA, model) -> GroundedGenerator:
-    return GroundedGenerator(model, seed_qa.texts, "local", timeout=60)
+    return GroundedGenerator(model, "local", timeout=60)
 
 
 def test_check_keeps_cited_sentences_verbatim_and_drops_unknown_numbers(seed_qa):
-    selection = seed_qa.chain.invoke({"question": "How many French soldiers are in Niger?"})["selection"]
+    selection = seed_qa.drafting.invoke({"question": "How many French soldiers are in Niger?"}).selection
     shown = [s.span for s in selection.ranked[:6]]
     first = next(n for n, span in enumerate(shown, 1) if "1,500" in span.text_in(seed_qa.texts[span.source]))
     checker = GroundedGenerator.__new__(GroundedGenerator)
     checker.texts, checker.mode = seed_qa.texts, "local"
-    answer = checker.check(f"France has 1,500 soldiers in Niger [{first}] [99].", shown, selection)
+    answer = checker.check(f"France has 1,500 soldiers in Niger [{first}] [99].", shown, selection, seed_qa.texts)
     assert answer is not None and answer.mode == "local" and "[99]" not in answer.answer
     assert [c.id for c in answer.citations] == [first]
     assert all(seed_qa.texts[c.source][c.start:c.end] == c.quote for c in answer.citations)
-    assert checker.check(f"France has 4,000 soldiers [{first}].", shown, selection) is None
-    assert checker.check("NOT IN DOCUMENTS", shown, selection) is None
-    attributed = checker.check("France has 1,500 soldiers.", shown, selection)  # the model forgot the marker
+    assert checker.check(f"France has 4,000 soldiers [{first}].", shown, selection, seed_qa.texts) is None
+    assert checker.check("NOT IN DOCUMENTS", shown, selection, seed_qa.texts) is None
+    # the model forgot the marker:
+    attributed = checker.check("France has 1,500 soldiers.", shown, selection, seed_qa.texts)
     assert attributed is not None and [c.id for c in attributed.citations] == [first]
     assert attributed.answer == f"France has 1,500 soldiers. [{first}]"
-    assert checker.check("Paris hosts the Olympic games.", shown, selection) is None
+    assert checker.check("Paris hosts the Olympic games.", shown, selection, seed_qa.texts) is None
 
 
 def test_a_server_that_is_down_gives_the_extractive_answer(seed_qa):
@@ -119,7 +121,7 @@ def test_openai_compatible_server(seed_qa, llama_server, caplog):
     (an answer then falls back, logged at INFO), but not on both."""
     settings = Settings(answering=AnsweringSettings(answerer="openai"),
                         llm=LLMSettings(llm_url=llama_server, llm_timeout=60))
-    model = GroundedGenerator(chat_model(settings), seed_qa.texts, "openai", timeout=60)
+    model = GroundedGenerator(chat_model(settings), "openai", timeout=60)
     qa = CitedQA(seed_qa.store, settings.answering, generator=model)
     answers = [qa.invoke(q) for q in ("How many French soldiers are in Niger?",
                                       "Who is France's foreign affairs minister?")]
@@ -139,7 +141,7 @@ def test_concurrent_questions_share_the_local_model_safely(local_qa):
 
 
 def slow_qa(seed_qa: CitedQA, model: SlowChat, timeout: float) -> CitedQA:
-    return CitedQA(seed_qa.store, seed_qa.settings, generator=GroundedGenerator(model, seed_qa.texts, "local",
+    return CitedQA(seed_qa.store, seed_qa.settings, generator=GroundedGenerator(model, "local",
                                                                                  timeout=timeout))
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pytest
 import requests
 
-from qa.feedback import FEEDBACK_FILE, FeedbackLog
+from service.feedback import FEEDBACK_FILE, FeedbackLog
 from tests.conftest import ARTICLE, ROOT, SEEDS, free_port, running
 from tests.samples import HTML_PAGE, energy_docx, report_pdf, scanned_pdf
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from qa.feedback import FEEDBACK_FILE, FeedbackLog
+from service.feedback import FEEDBACK_FILE, FeedbackLog
 from tests.conftest import ARTICLE
 from ui.server import create_app
 from ui.settings import ServerSettings

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa.feedback import FEEDBACK_FILE, FeedbackLog, Judgement, mark
+from service.feedback import FEEDBACK_FILE, FeedbackLog, Judgement, mark
 from tests.conftest import ARTICLE, ROOT, SEEDS, SHARED_EVAL, free_port, running
 from ui.cli import main
 
@@ -172,7 +172,7 @@ def test_a_running_server_holds_its_data_directory_and_index_goes_through_it(tmp
 SERVED_IMPORTS = """
 import sys
 from fastapi.testclient import TestClient
-from qa.chain import build
+from service.build import build
 from ui.cli import main
 from ui.server import create_app
 from ui.settings import Settings

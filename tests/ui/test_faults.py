@@ -173,7 +173,7 @@ def serving(qa: CitedQA, in_flight: int) -> Iterator[str]:
 def test_a_client_that_leaves_a_stream_stops_generation_and_frees_the_model(seed_qa):
     model = SlowChat(gap=0.05)  # 700 words: 35 s if nobody stopped it
     qa = CitedQA(seed_qa.store, seed_qa.settings,
-                 generator=GroundedGenerator(model, seed_qa.texts, "local", timeout=60))
+                 generator=GroundedGenerator(model, "local", timeout=60))
     with serving(qa, in_flight=1) as root:
         url = f"{root}/api"
         with httpx.Client(timeout=30) as client:

@@ -11,8 +11,8 @@ from index.settings import IndexSettings
 from index.store import IndexStore
 from qa.answer import Answer
 from qa.chain import CitedQA
-from qa.documents import DocumentLibrary, Upload
 from qa.settings import AnsweringSettings
+from service.library import DocumentLibrary, Upload
 from tests.conftest import SEEDS
 
 REPORT = "The Tahoua dam holds 90 million cubic metres of water, engineers said. It was finished in 2011."

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa import feedback
-from qa.feedback import NOT_ANSWERED, NOT_ANSWERED_NOTES, FeedbackLog, Judgement, Recorded, gold_case, mark
+from service import feedback
+from service.feedback import NOT_ANSWERED, NOT_ANSWERED_NOTES, FeedbackLog, Judgement, Recorded, gold_case, mark
 
 TEXT = "The board met on Tuesday. It approved 42 new cranes for the harbour."
 TEXTS = {"port.txt": TEXT}
