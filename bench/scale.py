@@ -174,7 +174,7 @@ def measure(size: int, data: Path, chroma_url: str, work: Path, say: Callable[[s
     settings = IndexSettings(data_dir=data_dir, chroma_url=chroma_url, collection=f"bench{size}")
     store = open_store(settings)
     qa = CitedQA(store, AnsweringSettings())
-    peer_store = Chroma(client=store.client, collection_name=f"bench{size}_chunks",
+    peer_store = Chroma(client=store.collections.client, collection_name=f"bench{size}_chunks",
                         embedding_function=store.embeddings)
     peer = peer_store.as_retriever(search_kwargs={"k": 1}) | RunnableLambda(
         lambda found: found[0].page_content if found else "not in the documents")

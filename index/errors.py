@@ -7,8 +7,8 @@ ui/chat.py, ui/cli.py), so a new refusal needs no new `except` anywhere.
 | `IngestError` (index.load) | 422 | 2 | "notes.txt: empty; nothing to index" |
 | `UnsupportedType` (index.load) | 415 | 2 | "photo.png: .png is not a supported type (…)" |
 | `TooLarge` (index.load) | 413 | 2 | "big.pdf: 40.0 MB is over the 25 MB upload limit" |
-| `StoreUnavailable` (index.store) | 503 + Retry-After | 3 | "the Chroma server at http://… is unreachable: …" |
-| `IncompatibleIndex` (index.store) | 500 | 2 | "no index yet: run `citeqa index` first" |
+| `StoreUnavailable` (index.chroma) | 503 + Retry-After | 3 | "the Chroma server at http://… is unreachable: …" |
+| `IncompatibleIndex` (index.records) | 500 | 2 | "no index yet: run `citeqa index` first" |
 | `EmbeddingModelMissing` (index.embed) | 500 | 2 | "no sentence-transformers model in /models/x" |
 | `DataDirHeld` (index.lock) | 409 | 2 | ".citeqa is held by the citeqa server at http://… (pid 12)" |
 | `QuestionError` (qa.chain) | 422 | 2 | "question is empty" |

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from index.chunk import chunk_sentences, content_sentences
 from index.load import IngestError, load_sources
+from index.records import IncompatibleIndex, Manifest
 from index.segment import sentences as segment
 from index.spans import Chunk, Sentence, SourceText
-from index.store import WRITE_BATCH, IncompatibleIndex, IndexStore, Manifest, SourcePlan
+from index.store import IndexStore
 from index.text import counted
+from index.writing import WRITE_BATCH, SourcePlan
 
 log = logging.getLogger(f"citeqa.{__name__}")
 # Given the number of pieces to embed, returns what to call with each batch embedded (a progress bar's update).
@@ -69,13 +71,13 @@ class Indexer:
         """Reads and checks every file before writing anything, so a bad file leaves the index untouched."""
         started = time.perf_counter()
         prepared = [self.prepare(doc) for doc in load_sources(paths)]
-        manifest = self.store.manifest()
+        manifest = self.store.records.manifest()
         rebuilt = rebuild or (manifest is not None and not manifest.compatible(self.store.expected))
         if rebuilt:
             if manifest is not None and not rebuild:
                 log.warning("index was built with %s %s; rebuilding with %s %s", manifest.embedding_model,
                             manifest.chunking, self.store.expected.embedding_model, self.store.expected.chunking)
-            self.store.clear()
+            self.store.writer.clear()
             manifest = None
         manifest = manifest or self.new_manifest()
         plans = self.write(prepared, manifest, progress)
@@ -84,9 +86,9 @@ class Indexer:
         if prune:
             present = {p.doc.source for p in prepared}
             for source in sorted(set(manifest.sources) - present):
-                removed += self.store.remove_source(source)
+                removed += self.store.writer.remove_source(source)
                 del manifest.sources[source]
-        self.store.save_manifest(manifest)
+        self.store.records.save_manifest(manifest)
         total = sum(len(p.chunks) for p in prepared)
         return IndexSummary(len(prepared), added, total - added, removed, time.perf_counter() - started, rebuilt)
 
@@ -99,22 +101,22 @@ class Indexer:
         empty = [p.doc.source for p in prepared if not p.chunks]
         if empty:
             raise IngestError(f"{', '.join(empty)}: no sentences to index (only headings, labels or link lines)")
-        manifest = self.store.manifest() or self.new_manifest()
+        manifest = self.store.records.manifest() or self.new_manifest()
         if not manifest.compatible(self.store.expected):
             raise IncompatibleIndex("the index was built with other settings: run `citeqa index --rebuild`")
         replaced = {p.doc.source for p in prepared if p.doc.source in manifest.sources}
         self.write(prepared, manifest, progress)
-        self.store.save_manifest(manifest)
+        self.store.records.save_manifest(manifest)
         return [Added(p.doc.source, len(p.doc.text), len(p.chunks), p.doc.source in replaced) for p in prepared]
 
     def remove(self, source: str) -> bool:
         """Drops a document's chunks, sentences and copy; False when no such document is indexed."""
-        manifest = self.store.manifest()
+        manifest = self.store.records.manifest()
         if manifest is None or source not in manifest.sources:
             return False
-        self.store.remove_source(source)
+        self.store.writer.remove_source(source)
         del manifest.sources[source]
-        self.store.save_manifest(manifest)
+        self.store.records.save_manifest(manifest)
         return True
 
     def new_manifest(self) -> Manifest:
@@ -124,16 +126,16 @@ class Indexer:
         """Writes the documents whose text changed, recording each in `manifest`, which is saved after each group of
         documents whose rows fill a Chroma batch (WRITE_BATCH)."""
         changed = [p for p in prepared if manifest.sources.get(p.doc.source, {}).get("sha256") != p.doc.sha256]
-        plans = self.store.plans([(p.doc, p.chunks, p.sentences) for p in changed])
-        new_words = self.store.new_words([(p.doc, p.sentences) for p in changed])
+        plans = self.store.writer.plans([(p.doc, p.chunks, p.sentences) for p in changed])
+        new_words = self.store.writer.new_words([(p.doc, p.sentences) for p in changed])
         tick = (progress or (lambda total: lambda n: None))(sum(p.to_embed for p in plans) + len(new_words))
-        self.store.add_words(new_words, tick)
+        self.store.writer.add_words(new_words, tick)
         for group in write_groups(plans):
-            self.store.write_sources(group, tick)
+            self.store.writer.write_sources(group, tick)
             for plan in group:
                 manifest.sources[plan.doc.source] = {"sha256": plan.doc.sha256, "chars": len(plan.doc.text),
                                                      "chunks": plan.chunks}
-            self.store.save_manifest(manifest)
+            self.store.records.save_manifest(manifest)
         return plans
 
 

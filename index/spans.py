@@ -66,3 +66,8 @@ def stable_id(span: Span, content_hash: str) -> str:
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def span_id(span: Span, text: str) -> str:
+    """A sentence row's id: where it is in `text` and what it says there."""
+    return stable_id(span, content_hash(span.text_in(text)))

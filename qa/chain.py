@@ -97,8 +97,9 @@ class CitedQA:
     def _derive(self, previous: Derived | None = None) -> Derived:
         """Everything built from one snapshot of the index; `refresh` swaps it whole. With a `previous` state, only
         the documents whose version changed are read again and merged into its snapshot."""
-        generation = self.store.generation()  # before the snapshot: a write during it is seen again next time
-        manifest = self.store.manifest()  # likewise: a document written during the snapshot is read again next time
+        # Both before the snapshot: a write (or a document written) during it is seen again next time.
+        generation = self.store.records.generation()
+        manifest = self.store.records.manifest()
         recorded = manifest.sources if manifest else {}
         versions = {source: str(entry.get("sha256")) for source, entry in recorded.items()}
         changed = changed_sources(previous, versions)
@@ -156,7 +157,7 @@ class CitedQA:
     def refresh_if_changed(self) -> bool:
         """Picks up what another process wrote (`citeqa index`, another worker); True when it re-read the index."""
         with self.store.reachable():
-            if self.store.generation() == self._state.generation:
+            if self.store.records.generation() == self._state.generation:
                 return False
         self.refresh()
         return True

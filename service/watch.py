@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from index.store import StoreUnavailable
+from index.chroma import StoreUnavailable
 from qa.chain import CitedQA
 
 log = logging.getLogger(f"citeqa.{__name__}")

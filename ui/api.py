@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr, field_v
 from starlette.datastructures import UploadFile
 from starlette.types import Receive, Scope, Send
 
-from index.store import StoreUnavailable
+from index.chroma import StoreUnavailable
 from qa.answer import Answer
 from qa.chain import CitedQA
 from qa.settings import MAX_QUESTION_CHARS

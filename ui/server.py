@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from index.errors import CiteqaError
 from index.lock import DataDirLock
-from index.store import check_index
+from index.records import check_index
 from qa.chain import CitedQA
 from service.build import build
 from service.feedback import FEEDBACK_FILE, FeedbackLog

@@ -6,8 +6,9 @@ import pytest
 from index.embed import model_name
 from index.load import IngestError, read_bytes
 from index.pipeline import Added, Indexer
+from index.records import IncompatibleIndex
 from index.spans import SourceText
-from index.store import IncompatibleIndex, IndexStore
+from index.store import IndexStore
 from tests.conftest import ARTICLE, rows_only
 from tests.samples import pdf_bytes, report_pdf
 
@@ -35,8 +36,8 @@ def test_a_source_name_is_a_row_id_never_a_path(store, name):
     if created:
         target.write_text("not a document", encoding="utf-8")
     try:
-        assert store.text(name) is None
-        store.remove_source(name)
+        assert store.records.text(name) is None
+        store.writer.remove_source(name)
         assert target.read_text(encoding="utf-8") == "not a document"
     finally:
         if created:
@@ -46,18 +47,18 @@ def test_a_source_name_is_a_row_id_never_a_path(store, name):
 def test_an_index_in_the_older_layout_is_moved_into_the_store(store, docs, caplog):
     """The layout before kept the manifest and the document texts in the data directory."""
     Indexer(store).run([docs])
-    manifest, snapshot = store.manifest(), store.snapshot()
+    manifest, snapshot = store.records.manifest(), store.snapshot()
     data = store.settings.data_dir
     (data / "docs").mkdir(parents=True, exist_ok=True)
-    (data / "docs" / ARTICLE.name).write_text(store.text(ARTICLE.name), encoding="utf-8")
-    (data / "docs" / "note.md").write_text(store.text("note.md"), encoding="utf-8")
+    (data / "docs" / ARTICLE.name).write_text(store.records.text(ARTICLE.name), encoding="utf-8")
+    (data / "docs" / "note.md").write_text(store.records.text("note.md"), encoding="utf-8")
     (data / "manifest.json").write_text(json.dumps(manifest.__dict__), encoding="utf-8")
     for kind in ("documents", "header"):
-        store.client.delete_collection(f"{store.settings.collection}_{kind}")
+        store.collections.client.delete_collection(f"{store.settings.collection}_{kind}")
     older = IndexStore(store.settings, store.embeddings, model_name(None))
-    assert older.manifest() == manifest
+    assert older.records.manifest() == manifest
     assert "moved the index's manifest and 2 document texts" in caplog.text
-    assert older.snapshot().texts == snapshot.texts and older.generation() is not None
+    assert older.snapshot().texts == snapshot.texts and older.records.generation() is not None
     assert not (data / "manifest.json").exists() and not (data / "docs").exists()
 
 
@@ -73,7 +74,7 @@ def test_index_stores_exact_offset_chunks_with_scalar_metadata(store, docs):
         if meta["source"] == ARTICLE.name:
             assert meta["start"] == meta["sentence_starts"][0] and meta["end"] == meta["sentence_ends"][-1]
             assert "Recommended Videos" not in text[meta["sentence_starts"][0]:meta["sentence_ends"][0]]
-    assert store.text(ARTICLE.name) == text
+    assert store.records.text(ARTICLE.name) == text
     assert summary.line().startswith("indexed 2 files:")
     snapshot = store.snapshot()
     assert {"junta", "soldiers", "monday"} <= set(snapshot.vocabulary) and "the" not in snapshot.vocabulary
@@ -102,7 +103,7 @@ def test_changed_file_replaces_its_chunks_without_stale_or_duplicates(store, doc
     new_text = note.read_text(encoding="utf-8")
     for meta in (m for m in after.values() if m["source"] == "note.md"):
         assert meta["end"] <= len(new_text)
-    assert "Tuesday" in store.text("note.md")
+    assert "Tuesday" in store.records.text("note.md")
     snapshot = store.snapshot()
     assert len(snapshot.chunks) == len(after)
     assert all(snapshot.texts[s.span.source][s.span.start:s.span.end] for s in snapshot.sentences)
@@ -117,17 +118,17 @@ def test_prune_drops_files_that_are_gone(store, docs):
     pruned = Indexer(store).run([docs], prune=True)
     assert pruned.removed == len(note_chunks)
     assert {m["source"] for m in stored(store).values()} == {ARTICLE.name}
-    assert store.text("note.md") is None
+    assert store.records.text("note.md") is None
 
 
 def test_a_bad_file_leaves_the_index_untouched(store, docs):
     Indexer(store).run([docs])
-    before, manifest, generation = stored(store), store.manifest(), store.generation()
+    before, manifest, generation = stored(store), store.records.manifest(), store.records.generation()
     (docs / "note.md").write_text("changed, but next to a bad file", encoding="utf-8")
     (docs / "latin.txt").write_bytes("Caf\u00e9".encode("latin-1"))
     with pytest.raises(IngestError, match="latin.txt"):
         Indexer(store).run([docs])
-    assert stored(store) == before and store.manifest() == manifest and store.generation() == generation
+    assert stored(store) == before and store.records.manifest() == manifest and store.records.generation() == generation
 
 
 def test_other_chunking_is_refused_by_readers_and_rebuilt_by_the_indexer(store, docs, embeddings):
@@ -156,14 +157,14 @@ def test_add_indexes_read_documents_and_says_when_it_replaced_one(store, docs):
     pdf = read_bytes(report_pdf(), "report.pdf", "report.pdf")
     first = Indexer(store).add([pdf])
     assert first == [Added("report.pdf", len(pdf.text), first[0].chunks, replaced=False)] and first[0].chunks >= 1
-    assert store.text("report.pdf") == pdf.text
+    assert store.records.text("report.pdf") == pdf.text
     assert not (store.settings.data_dir / "docs").exists()  # the text is in the store, nothing beside it
     shorter = read_bytes(pdf_bytes("The plant was closed in 2024. Nobody works there now."), "report.pdf", "x")
     [again] = Indexer(store).add([shorter])
     assert again.replaced and again.chars == len(shorter.text)
     sources = {c.span.source for c in store.snapshot().chunks}
     assert sources == {ARTICLE.name, "note.md", "report.pdf"}
-    assert store.text("report.pdf") == shorter.text
+    assert store.records.text("report.pdf") == shorter.text
     assert all(m["end"] <= len(shorter.text) for m in stored(store).values() if m["source"] == "report.pdf")
 
 
@@ -174,7 +175,7 @@ def test_add_refuses_a_document_with_nothing_to_index_before_writing(store, docs
     fine = SourceText("fine.txt", "The bridge opened on Monday. Traffic moved at once.")
     with pytest.raises(IngestError, match="labels.md: no sentences to index"):
         Indexer(store).add([fine, labels_only])
-    assert stored(store) == before and store.text("fine.txt") is None
+    assert stored(store) == before and store.records.text("fine.txt") is None
 
 
 def test_remove_drops_chunks_sentences_and_copy(store, docs):
@@ -182,7 +183,7 @@ def test_remove_drops_chunks_sentences_and_copy(store, docs):
     assert Indexer(store).remove("note.md") is True
     assert {m["source"] for m in stored(store).values()} == {ARTICLE.name}
     assert not store.sentences.get(where={"source": "note.md"}, include=[])["ids"]
-    assert store.text("note.md") is None and "note.md" not in store.manifest().sources
+    assert store.records.text("note.md") is None and "note.md" not in store.records.manifest().sources
     assert Indexer(store).remove("note.md") is False
 
 
@@ -192,7 +193,7 @@ def test_a_write_cut_short_is_never_in_the_snapshot(store, docs):
     before = store.snapshot()
     doc = SourceText("cut.txt", "The ferry sank on Friday. All forty passengers swam ashore. The captain was fined.")
     prepared = Indexer(store).prepare(doc)
-    [plan] = store.plans([(doc, prepared.chunks, prepared.sentences)])
+    [plan] = store.writer.plans([(doc, prepared.chunks, prepared.sentences)])
     rows_only(store.chunks, plan.new_chunks)
     rows_only(store.sentences, dict(list(plan.new_sentences.items())[:1]))
     after = store.snapshot()

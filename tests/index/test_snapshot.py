@@ -7,10 +7,11 @@ from hypothesis import strategies as st
 
 from index.chunk import chunk_sentences, content_sentences
 from index.pipeline import Indexer
+from index.reading import StoredChunk, chunk_table, sentence_table
 from index.segment import sentences as split_sentences
 from index.snapshot import SentenceTable, merged
 from index.spans import Sentence, Span
-from index.store import StoredChunk, chunk_metadata, chunk_table, sentence_table
+from index.writing import chunk_metadata
 from tests.conftest import ARTICLE
 
 TEXTS = {"b.txt": "Second file. It has two sentences.", "a.txt": ARTICLE.read_text(encoding="utf-8")}

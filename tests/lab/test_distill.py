@@ -79,6 +79,6 @@ def test_the_chain_answers_from_an_index_built_with_the_static_model(tmp_path):
 
     store = open_store(IndexSettings(data_dir=tmp_path, embedding_model=STATIC))
     Indexer(store).run([ARTICLE])
-    assert store.manifest().embedding_model == STATIC_NAME
+    assert store.records.manifest().embedding_model == STATIC_NAME
     answer = CitedQA(store, AnsweringSettings()).invoke("Who is the leader of Niger's junta?")
     assert any("Tchiani" in citation.quote for citation in answer.citations)

@@ -63,7 +63,7 @@ def test_concurrent_uploads_are_written_one_at_a_time_and_all_kept(library):
         thread.start()
     for thread in threads:
         thread.join()
-    assert set(names) <= set(library.qa.texts) and set(names) <= set(library.qa.store.manifest().sources)
+    assert set(names) <= set(library.qa.texts) and set(names) <= set(library.qa.store.records.manifest().sources)
 
 
 def test_read_all_refuses_the_set_before_reading_a_byte_of_a_file_too_large(library):

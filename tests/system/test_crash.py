@@ -16,7 +16,8 @@ from index.embed import model_name
 from index.load import load_sources
 from index.pipeline import Indexer
 from index.settings import IndexSettings
-from index.store import IndexStore, sentence_id
+from index.store import IndexStore
+from index.writing import sentence_id
 from qa.chain import CitedQA
 from qa.settings import AnsweringSettings
 from tests.conftest import ARTICLE, rows_only
@@ -78,13 +79,13 @@ def test_index_killed_at_any_point_is_completed_exactly_by_the_next_run(tmp_path
     assert store.chunks.count() == sum(len(p.chunks) for p in prepared)
     assert set(store.sentences.get(include=[])["ids"]) == {sentence_id(s, p.doc.text) for p in prepared
                                                            for s in p.sentences}
-    assert store.new_words([(p.doc, p.sentences) for p in prepared]) == []
-    manifest = store.manifest()
+    assert store.writer.new_words([(p.doc, p.sentences) for p in prepared]) == []
+    manifest = store.records.manifest()
     assert {s: e["sha256"] for s, e in manifest.sources.items()} == {p.doc.source: p.doc.sha256 for p in prepared}
-    assert all(store.text(p.doc.source) == p.doc.text for p in prepared)
+    assert all(store.records.text(p.doc.source) == p.doc.text for p in prepared)
     answer = CitedQA(store, AnsweringSettings()).invoke("When was the Quillon observatory finished?")
     assert "1887" in answer.answer and answer.citations[0].source == "doc-029.txt"
-    assert all(store.text(c.source)[c.start:c.end] == c.quote for c in answer.citations)
+    assert all(store.records.text(c.source)[c.start:c.end] == c.quote for c in answer.citations)
 
 
 @pytest.mark.parametrize("settings", ["embedded", "server"], indirect=True)
@@ -96,7 +97,7 @@ def test_a_reader_never_sees_rows_of_a_version_whose_write_was_cut_short(setting
     changed = ARTICLE.read_text(encoding="utf-8").replace("France has 1,500 soldiers", "France has 2,500 soldiers")
     (folder / ARTICLE.name).write_text(changed, encoding="utf-8")
     prepared = Indexer(store).prepare(load_sources([folder])[0])
-    [plan] = store.plans([(prepared.doc, prepared.chunks, prepared.sentences)])
+    [plan] = store.writer.plans([(prepared.doc, prepared.chunks, prepared.sentences)])
     rows_only(store.chunks, plan.new_chunks)  # the new version's rows, then the process died:
     rows_only(store.sentences, plan.new_sentences)  # stale rows, copy and manifest are the old
 

@@ -55,7 +55,7 @@ def untouched(client, store):
     """Asserts, after the test, that the index is exactly as before it: sources, rows and manifest."""
     def state():
         return (client.get("/api/sources").json(), store.chunks.get(include=[])["ids"],
-                store.sentences.get(include=[])["ids"], store.manifest())
+                store.sentences.get(include=[])["ids"], store.records.manifest())
 
     before = state()
     yield
