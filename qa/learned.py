@@ -93,12 +93,21 @@ class LearnedSelector:
         return Selection(retrieved, spans, ranked, short if short.end > short.start else None, RELEVANT)
 
     def reply_to(self, row: int) -> int | None:
-        """The sentence right after a question in the same source, when it is not itself a question: in an
-        interview or a FAQ, the answer to it."""
+        """The sentence after a question that answers it, in an interview or a FAQ: the next one when it is not a
+        question; when the question's paragraph ends in more questions (an interviewer asking twice, "Do you think
+        this is a revival? Or is it nothing?"), the first sentence of the next paragraph. Questions followed by a
+        statement in their own paragraph are the speaker's own (rhetorical): no reply is taken for them."""
         following = row + 1
-        if not self.joined(row, following, across_paragraphs=True):
+        while self.joined(following - 1, following) and self.asks(following):
+            following += 1
+        if following > row + 1 and self.joined(following - 1, following):
             return None
-        return None if form(self.table.quote(self.table.sentences.span(following)))[0] else following
+        if not self.joined(following - 1, following, across_paragraphs=True) or self.asks(following):
+            return None
+        return following
+
+    def asks(self, row: int) -> bool:
+        return form(self.table.quote(self.table.sentences.span(row)))[0]
 
     def passage(self, best: int, answering: set[int]) -> Span:
         """The best sentence joined with the neighbours that answer too (one paragraph, PASSAGE_SENTENCES at

@@ -130,15 +130,20 @@ def test_a_passage_never_runs_over_a_paragraph_break(small_qa):
     assert [TEXT[s.span.start:s.span.end] for s in why.spans] == ["It is 40 km long and carries a railway."]
 
 
-INTERVIEW = ("Wikinews: Do you think the bridge at Tern will last?\n\n"
-             "Ada Brunel: It will stand for a century, if the town paints it.")
+REPLY = "Ada Brunel: It will stand for a century, if the town paints it."
+RHETORICAL = "Ada Brunel: Do you think the bridge at Tern will last? Why not? It is iron."
 
 
-def test_an_interviewers_question_is_answered_by_the_reply_after_it(tmp_path_factory, embeddings):
-    store = small_index(tmp_path_factory, embeddings, {"interview.txt": INTERVIEW}, "interview")
+@pytest.mark.parametrize(("interview", "quoted"), [
+    (f"Wikinews: Do you think the bridge at Tern will last?\n\n{REPLY}", REPLY),
+    (f"Wikinews: Do you think the bridge at Tern will last? Or will it fall?\n\n{REPLY}", REPLY),  # asked twice
+    (f"{RHETORICAL}\n\n{REPLY}", "Ada Brunel: Do you think the bridge at Tern will last?"),  # her own question
+])
+def test_an_interviewers_question_is_answered_by_the_reply_after_it(tmp_path_factory, embeddings, interview, quoted):
+    store = small_index(tmp_path_factory, embeddings, {"interview.txt": interview}, "interview")
     qa = CitedQA(store, AnsweringSettings(selector="rules"))
     selector = LearnedSelector(small_qa_table(qa), StandIn("Do you think"))
     selection = selector.run(qa.retrieval.invoke({"question": "Does Brunel think the bridge at Tern will last?",
                                                   "history": []}))
     quote = selection.spans[-1].span
-    assert INTERVIEW[quote.start:quote.end] == "Ada Brunel: It will stand for a century, if the town paints it."
+    assert interview[quote.start:quote.end] == quoted
