@@ -39,7 +39,11 @@ _NAME_ASKED = re.compile(r"\b(?:what|which)(?:'s| is| was| are| were)? (?:the |i
 # "Who is Wassim Nasr?" asks what someone is, not for a name.
 _WHO_IS_NAME = re.compile(r"\W*(?i:who)(?:'s| is| was| are| were)(?:\s+[A-Z][\w'\u2019.-]*)+\W*$")
 _ROLE_PHRASE = re.compile(r"\W*(?:who(?:'s| is| was| are| were)|.*\bname of)\s+(.+?)(?:\s+of\s.*)?\W*$")
-_FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know"})
+_FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know", "describe",
+                          "explain", "summarize", "summarise"})
+# Verbs a request starts with ("Name the minister.", "Describe the sanctions."): capitalized, but nobody's name.
+_REQUEST_VERBS = frozenset({"name", "list", "describe", "explain", "give", "show", "summarize", "summarise", "tell",
+                            "compare", "define", "identify", "find", "quote", "outline", "please"})
 _FRAME_STEMS = frozenset(stem(w) for w in _FRAME_WORDS)
 _NUMBER_WORDS = frozenset("""
 one two three four five six seven eight nine ten eleven twelve dozen dozens twenty thirty forty fifty hundred
@@ -68,6 +72,28 @@ PASSAGE_CUES = (
     (re.compile(r"^\W*(?:list|name) (?:the|all|some|three|two)\b|\bwhat (?:are|were) (?:the|some)\b.*\b\w+s\b"),
      "What are the main sights of the old town?"),
 )
+
+
+# Openers a user addresses to the assistant around the question itself, read past so the question's own words say
+# what it asks for ("Tell me who…" asks for a person as "Who…" does). Each with an example.
+REQUEST_OPENERS = (
+    (re.compile(r"^\W*(?:can|could|would|will) you (?:please )?(?:tell|show) me\b\W*", re.IGNORECASE),
+     "Can you tell me when the deadline is?"),
+    (re.compile(r"^\W*(?:please )?tell me\b\W*", re.IGNORECASE), "Tell me who leads the junta."),
+    (re.compile(r"^\W*do you know\b\W*", re.IGNORECASE), "Do you know who leads the junta?"),
+    (re.compile(r"^\W*i(?:'d| would) like to know\b\W*|^\W*i (?:want to know|wonder)\b\W*", re.IGNORECASE),
+     "I'd like to know when the deadline is."),
+    (re.compile(r"^\W*please\b\W*", re.IGNORECASE), "Please name the French foreign affairs minister."),
+)
+
+
+def without_opener(text: str) -> str:
+    """The question inside a request (`REQUEST_OPENERS`): "Tell me who leads the junta." → "who leads the junta."."""
+    for pattern, _ in REQUEST_OPENERS:
+        rest = pattern.sub("", text, count=1)
+        if rest != text and rest.strip():
+            return rest
+    return text
 
 
 def wants_passage(text: str) -> bool:
@@ -101,7 +127,7 @@ def clean(question: str) -> str:
 
 
 def read(question: str) -> Question:
-    text = clean(question)
+    text = without_opener(clean(question))
     lowered = normalize(text).lower()
 
     head = re.match(r"\W*(\w+)", lowered)
@@ -151,7 +177,7 @@ def names(text: str) -> list[str]:
     """Capitalized word runs that are not just a sentence's first word: people, places, organizations."""
     found = []
     for match in _NAME.finditer(normalize(text)):
-        kept = [w for w in match.group().split() if w.lower() not in STOPWORDS | _TIME_WORDS]
+        kept = [w for w in match.group().split() if w.lower() not in STOPWORDS | _TIME_WORDS | _REQUEST_VERBS]
         if kept:
             found.append(" ".join(kept))
     return found

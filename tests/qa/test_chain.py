@@ -47,6 +47,16 @@ def test_cues_find_the_answer_beside_what_is_asked(seed_qa, question, must_say):
     assert must_say in seed_qa.invoke(question).answer
 
 
+@pytest.mark.parametrize(("asked", "must_cite"), [
+    ("Name the French foreign affairs minister.", "Catherine Colonna"),  # "Name" is no name the documents lack
+    ("Tell me who leads the junta.", "Tchiani"),
+    ("Can you tell me when the ECOWAS deadline is?", "Sunday"),
+])
+def test_requests_are_answered_like_the_questions_inside_them(seed_learned_qa, asked, must_cite):
+    answer = seed_learned_qa.invoke(asked)
+    assert answer.grounded and any(must_cite in c.quote for c in answer.citations)
+
+
 def test_long_sentences_are_trimmed_to_the_clauses_that_answer(seed_qa):
     answer = seed_qa.invoke("Which think tank warned that an intervention could become a counterinsurgency?")
     quote, text = answer.citations[0], seed_qa.texts[answer.citations[0].source]

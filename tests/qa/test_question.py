@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from qa.question import PASSAGE_CUES, Expect, clean, names, read, wants_passage
+from qa.question import PASSAGE_CUES, REQUEST_OPENERS, Expect, clean, names, read, wants_passage, without_opener
 
 
 @pytest.mark.parametrize(("question", "expect", "focus"), [
@@ -38,6 +38,27 @@ def test_instructions_around_a_question_are_not_searched_for():
 def test_names_skip_sentence_starts_and_weekdays():
     assert names("On Saturday, France’s minister, Catherine Colonna, spoke. The ECOWAS said") == \
         ["France's", "Catherine Colonna", "ECOWAS"]
+
+
+def test_request_verbs_are_nobodys_name():
+    assert names("Name the French foreign affairs minister.") == ["French"]
+    assert names("Describe the sanctions. List what Wagner did in Mali.") == ["Wagner", "Mali"]
+
+
+@pytest.mark.parametrize(("pattern", "example"), REQUEST_OPENERS, ids=[e for _, e in REQUEST_OPENERS])
+def test_every_request_opener_reads_past_its_own_example(pattern, example):
+    inside = without_opener(example)
+    assert pattern.search(example) and inside != example and example.endswith(inside)
+
+
+@pytest.mark.parametrize(("asked", "question"), [
+    ("Tell me who leads the junta.", "Who leads the junta?"),
+    ("Can you tell me when the deadline is?", "When is the deadline?"),
+    ("Do you know how many French soldiers are in Niger?", "How many French soldiers are in Niger?"),
+])
+def test_a_request_asks_for_what_its_question_asks_for(asked, question):
+    assert (read(asked).expect, read(asked).focus) == (read(question).expect, read(question).focus)
+    assert read("Tell me about the sanctions").expect is Expect.ANY
 
 
 @pytest.mark.parametrize(("pattern", "example"), [(p.pattern, e) for p, e in PASSAGE_CUES])
