@@ -41,10 +41,10 @@ _WHO_IS_NAME = re.compile(r"\W*(?i:who)(?:'s| is| was| are| were)(?:\s+[A-Z][\w'
 _ROLE_PHRASE = re.compile(r"\W*(?:who(?:'s| is| was| are| were)|.*\bname of)\s+(.+?)(?:\s+of\s.*)?\W*$")
 _FRAME_WORDS = frozenset({"name", "kind", "type", "happen", "happened", "mean", "exactly", "tell", "know", "describe",
                           "explain", "summarize", "summarise"})
+_FRAME_STEMS = frozenset(stem(w) for w in _FRAME_WORDS)
 # Verbs a request starts with ("Name the minister.", "Describe the sanctions."): capitalized, but nobody's name.
 _REQUEST_VERBS = frozenset({"name", "list", "describe", "explain", "give", "show", "summarize", "summarise", "tell",
                             "compare", "define", "identify", "find", "quote", "outline", "please"})
-_FRAME_STEMS = frozenset(stem(w) for w in _FRAME_WORDS)
 _NUMBER_WORDS = frozenset("""
 one two three four five six seven eight nine ten eleven twelve dozen dozens twenty thirty forty fifty hundred
 hundreds thousand thousands million millions billion billions half
@@ -81,7 +81,7 @@ REQUEST_OPENERS = (
      "Can you tell me when the deadline is?"),
     (re.compile(r"^\W*(?:please )?tell me\b\W*", re.IGNORECASE), "Tell me who leads the junta."),
     (re.compile(r"^\W*do you know\b\W*", re.IGNORECASE), "Do you know who leads the junta?"),
-    (re.compile(r"^\W*i(?:'d| would) like to know\b\W*|^\W*i (?:want to know|wonder)\b\W*", re.IGNORECASE),
+    (re.compile(r"^\W*i(?:['\u2019]d| would) like to know\b\W*|^\W*i (?:want to know|wonder)\b\W*", re.IGNORECASE),
      "I'd like to know when the deadline is."),
     (re.compile(r"^\W*please\b\W*", re.IGNORECASE), "Please name the French foreign affairs minister."),
 )
