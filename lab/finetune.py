@@ -34,6 +34,7 @@ class Lesson:
     answer: Candidate | None
     span: tuple[int, int] | None
     wrong: tuple[Candidate, ...]
+    doc: str = ""  # the document the question is about: the decision is fitted on documents the reader never saw
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def perturbed(lesson: Lesson, foreign_names: list[str], rng: random.Random) -> L
         return None
     start, end, new = rng.choice(changes)
     question = lesson.question[:start] + new + lesson.question[end:]
-    return Lesson(question, None, None, (lesson.answer, *lesson.wrong))
+    return Lesson(question, None, None, (lesson.answer, *lesson.wrong), lesson.doc)
 
 
 def perturbations(lessons: list[Lesson], recipe: Recipe) -> list[Lesson]:
@@ -125,7 +126,17 @@ def load_lessons(path: Path) -> list[Lesson]:
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         rows = [json.loads(line) for line in lines if line.strip()]
     return [Lesson(r["question"], Candidate(**r["answer"]) if r["answer"] else None,
-                   tuple(r["span"]) if r["span"] else None, tuple(Candidate(**c) for c in r["wrong"])) for r in rows]
+                   tuple(r["span"]) if r["span"] else None, tuple(Candidate(**c) for c in r["wrong"]),
+                   r.get("doc", "")) for r in rows]
+
+
+LEARNED_FROM = "learned_from.json"  # beside a fine-tuned reader: the documents its lessons came from
+
+
+def write_learned_from(out: Path, lessons: list[Lesson]) -> None:
+    """Which documents the reader learned from, for `citeqa train --reader-from` to fit the decision elsewhere."""
+    docs = sorted({lesson.doc for lesson in lessons if lesson.doc})
+    (out / LEARNED_FROM).write_text(json.dumps(docs, indent=1) + "\n", encoding="utf-8")
 
 
 def sentences_of(lesson: Lesson, recipe: Recipe) -> list[Pair]:
@@ -321,8 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no model in {args.base}: give the folder of all-MiniLM-L6-v2 (config.json, model.safetensors)")
     recipe = Recipe(args.seed, args.negatives, args.epochs, args.frozen, args.batch, args.learning_rate,
                     choice_weight=args.choice_weight, perturbed=args.perturbed)
-    model = fine_tune(load_lessons(args.lessons), args.base, recipe, lambda line: print(line, flush=True))
+    lessons = load_lessons(args.lessons)
+    model = fine_tune(lessons, args.base, recipe, lambda line: print(line, flush=True))
     export(model, args.base, args.out, args.out / "scratch")
+    write_learned_from(args.out, lessons)
     shutil.rmtree(args.out / "scratch")
     (args.out / "recipe.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n", encoding="utf-8")
     name = torch.cuda.get_device_name() if device().type == "cuda" else "cpu"

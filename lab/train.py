@@ -28,8 +28,9 @@ import numpy as np
 from index.embed import default_model_path
 from index.pipeline import Indexer
 from index.store import open_store
+from index.text import counted
 from lab.evaluate import score, separate_store, with_evidence
-from lab.finetune import Lesson, Recipe, device, export, fine_tune, save_lessons
+from lab.finetune import LEARNED_FROM, Lesson, Recipe, device, export, fine_tune, save_lessons
 from lab.split import SQUAD_CALIBRATE, SQUAD_MEASURE, collections
 from qa.chain import CitedQA
 from qa.features import (
@@ -139,7 +140,8 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     squad_learn = [(n, q) for n, q in tagged if q["part"] == "learn" and n == "squad"]
     sampled = random.sample(squad_learn, min(config.questions or len(squad_learn), len(squad_learn)))
     learn = sampled + [(n, q) for n, q in tagged if q["part"] == "learn" and n != "squad"]
-    deciding = [(n, q) for n, q in tagged if q["part"] != "measure" and not (n == "squad" and q["part"] == "learn")]
+    learned_from = reader_documents(config.reader_from, learn, tagged)
+    deciding = [(n, q) for n, q in tagged if q["part"] != "measure" and q["doc"] not in learned_from]
     measure = [(n, q) for n, q in tagged if q["part"] == "measure"]
     say(f"questions: {len(learn)} to learn from ({len(sampled)} of {len(squad_learn)} SQuAD ones sampled), "
         f"{len(deciding)} to fit the decision on, {len(measure)} to measure on; per genre and part: "
@@ -155,6 +157,9 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
                                                            [len(c.rows) for c in fitted]))
     say(f"first stage: weights {named(FIRST_STAGE_FEATURES, first_stage)}")
     card = {"base_model": "sentence-transformers/all-MiniLM-L6-v2", "seed": config.recipe.seed, "read": config.read,
+            "learned_from": sorted(learned_from),
+            "split": {"reader": by_genre(learned_from, tagged), "decision": by_genre({q["doc"] for _, q in deciding},
+                                                                                     tagged)},
             "first_stage": first_stage, "ranker": {"weights": [1.0] + [0.0] * (len(RANKER_FEATURES) - 1), "bias": 0.0},
             "answerable": {"weights": [0.0] * len(ANSWERABLE_FEATURES), "bias": 0.0, "threshold": 0.0},
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
@@ -213,6 +218,29 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     write_card(config.out, card)
     write_model_card(config.out, card)
     return card
+
+
+def reader_documents(reader_from: Path | None, learn: list[tuple[str, dict]],
+                     tagged: list[tuple[str, dict]]) -> set[str]:
+    """The documents the reader learned from, which the decision must not be fitted on: this run's learning
+    questions' when it fine-tunes the reader here; else what the reader's folder records (`learned_from.json`, written
+    by `python -m lab.finetune`, or its card's `learned_from`); a reader from before that record learned from SQuAD's
+    learning articles alone (the one shipped until 2026-12-07: 10,430 SQuAD questions)."""
+    if reader_from is None:
+        return {q["doc"] for _, q in learn}
+    if (reader_from / LEARNED_FROM).is_file():
+        return set(json.loads((reader_from / LEARNED_FROM).read_text(encoding="utf-8")))
+    card = reader_from / "reader.json"
+    recorded = json.loads(card.read_text(encoding="utf-8")).get("learned_from") if card.is_file() else None
+    if recorded is not None:
+        return set(recorded)
+    return {q["doc"] for n, q in tagged if n == "squad" and q["part"] == "learn"}
+
+
+def by_genre(docs: set[str], tagged: list[tuple[str, dict]]) -> dict[str, int]:
+    """How many of `docs` each genre holds (what the model card says each model learned from)."""
+    genre = {q["doc"]: q["genre"] for _, q in tagged}
+    return dict(sorted(Counter(genre.get(doc, "other") for doc in docs).items()))
 
 
 def named(names: tuple[str, ...], model: dict) -> dict[str, float]:
@@ -289,13 +317,17 @@ def lesson_of(case: Case, first_stage: Linear, wrong: int, starts: list[tuple[st
         row = bisect_right(starts, (question["doc"], s)) - 1
         sentence = table.sentences[row].span if row >= 0 else None
         if sentence and sentence.source == question["doc"] and sentence.start <= s and e <= sentence.end:
-            return Lesson(question["question"].strip(), candidate(table, row),
-                          (s - sentence.start, e - sentence.start), tuple(worst))
-    return Lesson(question["question"].strip(), None, None, tuple(worst))
+                return Lesson(question["question"].strip(), candidate(table, row),
+                          (s - sentence.start, e - sentence.start), tuple(worst), question["doc"])
+    return Lesson(question["question"].strip(), None, None, tuple(worst), question["doc"])
 
 
 def write_card(out: Path, card: dict) -> None:
     (out / "reader.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+
+
+def documents(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counted(n, 'document')} ({genre})" for genre, n in counts.items()) or "no documents"
 
 
 def write_model_card(out: Path, card: dict) -> None:
@@ -323,10 +355,10 @@ beside the rule-based cues ({", ".join(RANKER_FEATURES)}; {", ".join(ANSWERABLE_
   for its part). Changes: questions paired with retrieved sentences, labels derived from the gold spans, models
   fitted on them.
 - **Split, by document, fixed** (`lab/split.py`): the measuring documents below are never learned from nor tuned
-  on; the first stage learned from the learning documents of both collections; the ranker and the answerability
-  model were fitted on the documents the reader never saw (SQuAD calibration articles
-  {", ".join(config["calibrate"])}; GUM learning and calibration documents), every genre weighing the same; the
-  reader learned from {card.get("lessons")} SQuAD questions (seed {card["seed"]}; recipe: {config["recipe"]}).
+  on; the first stage learned from the learning documents of both collections; the reader learned from
+  {card.get("lessons")} questions of {documents(card["split"]["reader"])} (seed {card["seed"]}; recipe:
+  {config["recipe"]}); the ranker and the answerability model were fitted on documents the reader never saw
+  ({documents(card["split"]["decision"])}), every genre weighing the same.
 - **Command**: `citeqa train` (or `make train`) runs it all; the fine-tuning stage alone can run on a GPU with the
   same code: `citeqa train --lessons-only lessons.jsonl.gz`, `python -m lab.finetune lessons.jsonl.gz --base DIR
   --out DIR`, `citeqa train --reader-from DIR`. This reader: fine-tuned {card["fine_tuned"]}; the rest took

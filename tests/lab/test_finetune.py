@@ -1,6 +1,7 @@
 """The fine-tuning stage's pieces: lessons on disk, batches of whole questions, the choose-or-abstain loss, the
 parts of the base model a recipe keeps, the rules that change a question into an unanswerable one."""
 
+import json
 import math
 import random
 import re
@@ -11,6 +12,7 @@ import torch
 
 from index.embed import default_model_path
 from lab.finetune import (
+    LEARNED_FROM,
     Lesson,
     ReaderNet,
     Recipe,
@@ -22,19 +24,22 @@ from lab.finetune import (
     perturbed,
     save_lessons,
     sentences_of,
+    write_learned_from,
 )
 from qa.reader import Candidate
 
 ANSWERED = Lesson("How long is the Rhine?", Candidate("It flows 1,230 km to the North Sea.", "The Rhine rises."),
                   (9, 17), (Candidate("Basel is a city."), Candidate("Cologne has a cathedral."),
-                            Candidate("Bronze tools replaced stone ones.")))
-UNANSWERED = Lesson("Who discovered tin?", None, None, (Candidate("Tin is added to copper."),))
+                            Candidate("Bronze tools replaced stone ones.")), "rivers.txt")
+UNANSWERED = Lesson("Who discovered tin?", None, None, (Candidate("Tin is added to copper."),), "metals.txt")
 
 
 def test_lessons_survive_the_round_trip_through_a_file(tmp_path):
     path = tmp_path / "lessons.jsonl.gz"
     save_lessons(path, [ANSWERED, UNANSWERED])
     assert load_lessons(path) == [ANSWERED, UNANSWERED]
+    write_learned_from(tmp_path, [ANSWERED, UNANSWERED, ANSWERED])
+    assert json.loads((tmp_path / LEARNED_FROM).read_text()) == ["metals.txt", "rivers.txt"]
 
 
 def test_a_question_gives_its_hardest_wrong_sentences_then_the_answering_one():

@@ -4,7 +4,7 @@ import json
 
 from index.settings import IndexSettings
 from lab.finetune import Recipe
-from lab.train import TrainConfig, train
+from lab.train import TrainConfig, reader_documents, train
 from qa.reader import Candidate, Reader
 from qa.settings import Settings
 
@@ -73,7 +73,27 @@ def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
     assert any(line.startswith("learning: step") for line in said)
     assert any(line.startswith("measured on wikipedia documents never learned from") for line in said)
     assert "| news |" in (config.out / "MODEL_CARD.md").read_text()
+    # the decision is fitted on documents the reader never learned from, and the card says which
+    assert card["learned_from"] == ["rivers.txt"]
+    assert card["split"] == {"reader": {"wikipedia": 1}, "decision": {"wikipedia": 1}}
+    assert "fitted on documents the reader never saw\n  (1 document (wikipedia))" in \
+        (config.out / "MODEL_CARD.md").read_text()
 
     sentence = "It flows 1,230 km to the North Sea."
     readings = Reader(config.out).read("How long is the Rhine?", [Candidate(sentence)])
     assert len(readings) == 1 and 0 <= readings[0].start <= readings[0].end <= len(sentence)
+
+
+def test_the_decision_leaves_out_what_the_reader_learned_from(tmp_path):
+    tagged = [("squad", {"doc": "squad_a.txt", "part": "learn"}),
+              ("squad", {"doc": "squad_b.txt", "part": "calibrate"}),
+              ("gum", {"doc": "news-x.txt", "part": "learn"})]
+    learn = [tagged[0], tagged[2]]
+    assert reader_documents(None, learn, tagged) == {"squad_a.txt", "news-x.txt"}  # fine-tuned here, from both
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    assert reader_documents(reader, learn, tagged) == {"squad_a.txt"}  # a reader from before the record: SQuAD's
+    (reader / "reader.json").write_text(json.dumps({"learned_from": ["squad_a.txt", "news-x.txt"]}))
+    assert reader_documents(reader, learn, tagged) == {"squad_a.txt", "news-x.txt"}
+    (reader / "learned_from.json").write_text(json.dumps(["news-x.txt"]))
+    assert reader_documents(reader, learn, tagged) == {"news-x.txt"}  # what `python -m lab.finetune` wrote
