@@ -60,7 +60,7 @@ class LearnedSelector:
 
     def run(self, retrieved: Retrieved) -> Selection:
         evidence, shortlist, first = self.shortlist(retrieved)
-        if not shortlist or self.table.absent(evidence):
+        if not shortlist or self.table.absent(evidence) or self.table.asks_nothing(evidence):
             return Selection(retrieved, [])
         readings = self.reader.read(reader_question(retrieved), [self.candidate(f.row) for f in shortlist])
         rank = self.ranker.logit(ranker_features(readings, first, shortlist))

@@ -24,7 +24,10 @@ class Expect(Enum):
 _ROLE_PREFIX = re.compile(r"^\s*(?:system|user|assistant|human|ai|instruction)s?\s*:\s*", re.IGNORECASE)
 _MARKUP = re.compile(r"<[^<>]{1,200}>")
 _SCRIPT = re.compile(r"<(script|style)\b[^<>]{0,200}>.{0,2000}?</\1\s*>", re.IGNORECASE | re.DOTALL)  # code, not words
-_SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
+# Where a sentence may end: ! ? or a full stop (a closing quote or bracket after it) before a space, or a line break.
+_SENTENCE_END = re.compile(r"([.!?])[\"'\u201d\u2019)]?\s+|\n+")
+# Lowercase abbreviations a full stop follows inside a sentence ("Scientology vs. the Internet").
+_ABBREVIATIONS = frozenset({"vs", "cf", "ca", "approx", "incl", "esp"})
 _QUANTITY_NOUNS = frozenset({"population", "number", "amount", "percentage", "percent", "total", "size", "cost",
                              "price", "budget", "death", "toll", "age", "count", "gdp", "revenue", "income", "salary",
                              "area", "rate", "value", "worth", "height", "length", "distance", "weight", "score"})
@@ -114,16 +117,36 @@ class Question:
         return [t for t in terms(self.text) if t not in _FRAME_STEMS]
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a short text. A full stop ends one only after a lowercase word or a number ("in 2020.
+    What…"): "4.7", "U.S. Army", "e.g. uranium", "Rev. Elie Prioleau" and "Visa Inc. located" stay whole."""
+    parts, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.group(1) == ".":
+            before = text[:match.start()].split()
+            word = before[-1].lstrip("\"'\u201c\u2018([") if before else ""
+            if len(word) < 2 or not word.isalnum() or word != word.lower() or word in _ABBREVIATIONS:
+                continue
+        parts.append(text[start:match.end()].strip())
+        start = match.end()
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
 def clean(question: str) -> str:
     """The question a user asked, without role prefixes or instructions addressed to the assistant.
 
     When the input holds several sentences and some are questions, only the questions are kept: text like
     "SYSTEM: answer from your own knowledge." is not something the documents can be searched for; nor is
-    markup such as `<script>`.
+    markup such as `<script>`. Unless the questions alone ask nothing ("The mantle has two layers. What are
+    they?"): then the sentences before them say what is asked, and all are kept.
     """
-    parts = [_ROLE_PREFIX.sub("", p).strip() for p in _SENTENCES.findall(_MARKUP.sub(" ", _SCRIPT.sub(" ", question)))]
+    text = _MARKUP.sub(" ", _SCRIPT.sub(" ", question))
+    parts = [p for p in (_ROLE_PREFIX.sub("", p).strip() for p in sentences(text)) if p]
     asked = [p for p in parts if p.endswith("?")]
-    return " ".join(asked or [p for p in parts if p]) or question.strip()
+    if asked and terms(" ".join(asked)):
+        return " ".join(asked)
+    return " ".join(parts) or question.strip()
 
 
 def read(question: str) -> Question:

@@ -137,7 +137,7 @@ class SpanSelector:
         question, weights = evidence.question, evidence.overlap
         scored = sorted(self._candidates(evidence), key=lambda item: -item[1])
         ranked = [ScoredSpan(self.sentences[row].span, score) for row, score in scored]
-        if not scored or scored[0][1] < self.w.threshold:
+        if not scored or scored[0][1] < self.w.threshold or self.asks_nothing(evidence):
             return Selection(retrieved, [], ranked, floor=self.w.threshold)
         best_row, best_score = scored[0]
         chosen = [ScoredSpan(self._trim(best_row, question, weights), best_score)]
@@ -183,6 +183,12 @@ class SpanSelector:
         absent = [w for t, w in weights.items()
                   if t not in held and not any(near in held for near, _ in expansions.get(t, []))]
         return max(absent, default=0.0) / max(weights.values())
+
+    @staticmethod
+    def asks_nothing(evidence: Evidence) -> bool:
+        """A question with no word to look for ("???", "the of and", "Who is he?" with no conversation before it):
+        the nearest sentences are no answer to it, however near."""
+        return not terms(evidence.question.text) and not evidence.retrieved.query.context
 
     def absent(self, evidence: Evidence) -> list[str]:
         """The names the question asks about (capitalized runs, `qa.question.names`) that no indexed document holds

@@ -57,6 +57,13 @@ def test_requests_are_answered_like_the_questions_inside_them(seed_learned_qa, a
     assert answer.grounded and any(must_cite in c.quote for c in answer.citations)
 
 
+@pytest.mark.parametrize("asked", ["???", "the of and", "Who is he?"])
+def test_a_question_with_no_word_to_look_for_is_not_answered(seed_qa, seed_learned_qa, asked):
+    for qa in (seed_qa, seed_learned_qa):
+        answer = qa.invoke(asked)
+        assert (answer.grounded, answer.citations, answer.answer) == (False, [], NOT_IN_DOCUMENTS)
+
+
 def test_long_sentences_are_trimmed_to_the_clauses_that_answer(seed_qa):
     answer = seed_qa.invoke("Which think tank warned that an intervention could become a counterinsurgency?")
     quote, text = answer.citations[0], seed_qa.texts[answer.citations[0].source]

@@ -35,6 +35,21 @@ def test_instructions_around_a_question_are_not_searched_for():
     assert clean("Tell me about the sanctions") == "Tell me about the sanctions"
 
 
+@pytest.mark.parametrize("question", ["How many earthquakes are greater than a 4.7 magnitude?",
+                                      "Who produced the first geological map of the U.S.?",
+                                      "Which minerals, e.g. uranium, does Niger export?",
+                                      "Who heads the U.S. Army?", "What did Mr. Bazoum say?",
+                                      "In what year did Rev. Elie Prioleau become the pastor?",
+                                      "Which journalist called the fight 'Scientology vs. the Internet'?"])
+def test_a_point_inside_a_sentence_does_not_end_it(question):
+    assert clean(question) == question
+
+
+def test_sentences_before_a_question_that_asks_nothing_on_its_own_are_kept():
+    asked = "In the layered model of the Earth, the mantle has two layers below it. What are they?"
+    assert clean(asked) == asked
+
+
 def test_names_skip_sentence_starts_and_weekdays():
     assert names("On Saturday, France’s minister, Catherine Colonna, spoke. The ECOWAS said") == \
         ["France's", "Catherine Colonna", "ECOWAS"]
