@@ -327,7 +327,7 @@ def write_card(out: Path, card: dict) -> None:
 
 
 def documents(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counted(n, 'document')} ({genre})" for genre, n in counts.items()) or "no documents"
+    return ", ".join(counted(n, f"{genre} document") for genre, n in counts.items()) or "no documents"
 
 
 def write_model_card(out: Path, card: dict) -> None:

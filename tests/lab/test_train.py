@@ -76,7 +76,7 @@ def test_training_writes_a_reader_that_loads_answers_and_reports(tmp_path):
     # the decision is fitted on documents the reader never learned from, and the card says which
     assert card["learned_from"] == ["rivers.txt"]
     assert card["split"] == {"reader": {"wikipedia": 1}, "decision": {"wikipedia": 1}}
-    assert "fitted on documents the reader never saw\n  (1 document (wikipedia))" in \
+    assert "fitted on documents the reader never saw\n  (1 wikipedia document)" in \
         (config.out / "MODEL_CARD.md").read_text()
 
     sentence = "It flows 1,230 km to the North Sea."
