@@ -61,7 +61,7 @@ class GroundedGenerator:
             return
         # Only sentences the selector scores as answering: the check refuses citations of any other, and a small
         # model shown a stray sentence quotes it (measured: "3" for the soldiers question, from "three sources").
-        shown = [s.span for s in selection.ranked if s.score >= selection.floor][: self.sentences]
+        shown = [s.span for s in selection.answering][: self.sentences]
         numbered = "\n".join(f"[{n}] {span.text_in(texts[span.source])}" for n, span in enumerate(shown, 1))
         request = {"numbered": numbered, "question": selection.retrieved.query.question.text,
                    "history": recent(history)}

@@ -28,7 +28,7 @@ from qa.features import (
 from qa.question import Expect, wants_passage
 from qa.reader import Candidate, Reader
 from qa.retrieve import Retrieved
-from qa.select import Evidence, Found, ScoredSpan, Selection, SpanSelector, clause_windows, form, holds
+from qa.select import Evidence, Found, ScoredSpan, Selection, SpanSelector, clause_windows, holds
 
 MAX_QUOTE_CHARS = 300  # as the rule-based selector: a long sentence is cut to the clauses around the answer
 RELEVANT = 0.5  # the ranker's probability at which a sentence answers (its training label's boundary)
@@ -98,16 +98,13 @@ class LearnedSelector:
         this is a revival? Or is it nothing?"), the first sentence of the next paragraph. Questions followed by a
         statement in their own paragraph are the speaker's own (rhetorical): no reply is taken for them."""
         following = row + 1
-        while self.joined(following - 1, following) and self.asks(following):
+        while self.joined(following - 1, following) and self.table.asks(following):
             following += 1
         if following > row + 1 and self.joined(following - 1, following):
             return None
-        if not self.joined(following - 1, following, across_paragraphs=True) or self.asks(following):
+        if not self.joined(following - 1, following, across_paragraphs=True) or self.table.asks(following):
             return None
         return following
-
-    def asks(self, row: int) -> bool:
-        return form(self.table.quote(self.table.sentences.span(row)))[0]
 
     def passage(self, best: int, answering: set[int]) -> Span:
         """The best sentence joined with the neighbours that answer too (one paragraph, PASSAGE_SENTENCES at

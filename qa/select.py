@@ -91,8 +91,13 @@ class Selection:
     short: Span | None = None  # the exact words that answer, inside one of `spans`
     floor: float = 0.0  # the score in `ranked` at which a sentence counts as answering the question
 
+    @property
+    def answering(self) -> list[ScoredSpan]:
+        """The ranked sentences scored as answering the question, best first."""
+        return [s for s in self.ranked if s.score >= self.floor]
+
     def answers(self, span: Span) -> bool:
-        return any(s.span == span and s.score >= self.floor for s in self.ranked)
+        return any(s.span == span for s in self.answering)
 
     @property
     def grounded(self) -> bool:
@@ -259,9 +264,13 @@ class SpanSelector:
         """How much of the question the sentence before shares when that one is itself a question: the sentence
         answering an interviewer's question that matches the user's shares few of its words."""
         before = self.rows_before(row, 1)
-        if not before or not form(self.quote(self.sentences.span(before[0])))[0]:
+        if not before or not self.asks(before[0]):
             return 0.0
         return overlap.of(self.terms(before[0]))
+
+    def asks(self, row: int) -> bool:
+        """Whether the sentence is itself a question (`form`)."""
+        return form(self.quote(self.sentences.span(row)))[0]
 
     def rows_before(self, row: int, count: int) -> list[int]:
         source = self.sentences.source[row]
