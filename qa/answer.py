@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from index.spans import Span
 
 NOT_IN_DOCUMENTS = "The indexed documents do not say."
+MAX_UNKNOWN_NAMED = 3  # words an abstention names as used by no document ("quinoa", "flour"); more is a list
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,5 +70,9 @@ class Answer:
                    ShortAnswer(**short) if short else None)
 
     @classmethod
-    def abstain(cls, mode: str = "extractive") -> Answer:
-        return cls(NOT_IN_DOCUMENTS, grounded=False, mode=mode)
+    def abstain(cls, mode: str = "extractive", unknown: Sequence[str] = ()) -> Answer:
+        """The documents do not say; naming the question's words that no document uses, when there are some."""
+        named = [f"\u201c{w}\u201d" for w in unknown[:MAX_UNKNOWN_NAMED]]
+        listing = f"{', '.join(named[:-1])} or {named[-1]}" if len(named) > 1 else "".join(named)
+        return cls(f"{NOT_IN_DOCUMENTS} No document mentions {listing}." if named else NOT_IN_DOCUMENTS,
+                   grounded=False, mode=mode)

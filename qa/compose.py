@@ -11,7 +11,7 @@ SHORT_JOINER = " \u2014 "  # "1,500 — France has 1,500 soldiers in Niger. [1]"
 
 def compose(selection: Selection, texts: dict[str, str]) -> Answer:
     if not selection.grounded:
-        return Answer.abstain()
+        return Answer.abstain(unknown=selection.retrieved.unknown)
     citations = [Citation(n, s.span.source, s.span.start, s.span.end, s.span.text_in(texts[s.span.source]),
                           round(s.score, 3)) for n, s in enumerate(selection.spans, start=1)]
     short = ShortAnswer.of(selection.short, texts) if selection.short else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +43,15 @@ class Retrieved:
     # Each of those words' likeness to its nearest document word, near enough or not.
     likeness: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # what retrieval took (the reply's timing_ms.retrieve)
+
+    @property
+    def unknown(self) -> list[str]:
+        """The question's words, as typed, that no document uses nor a word like them ("quinoa" over news about
+        Niger): what an abstention names, so that the user can ask in the documents' words."""
+        text = self.query.question.text
+        missing = self.likeness.keys() - self.expansions.keys()
+        found = dict.fromkeys(w for w in words(text) if stem(w) in missing)
+        return [next((m.group() for m in re.finditer(rf"\b{re.escape(w)}\b", text, re.IGNORECASE)), w) for w in found]
 
 
 class HybridRetriever:

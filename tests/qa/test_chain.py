@@ -81,7 +81,19 @@ def test_long_sentences_are_trimmed_to_the_clauses_that_answer(seed_qa):
                                       "When was Bazoum elected?", "How old is Tchiani?", "Who won the 2022 World Cup?"])
 def test_out_of_scope_questions_abstain(seed_qa, question):
     answer = seed_qa.invoke(question)
-    assert (answer.grounded, answer.citations, answer.answer) == (False, [], NOT_IN_DOCUMENTS)
+    assert (answer.grounded, answer.citations) == (False, []) and answer.answer.startswith(NOT_IN_DOCUMENTS)
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    ("How much uranium does Niger export to France?", "\u201curanium\u201d or \u201cexport\u201d"),
+    ("What is the price of quinoa flour?", "\u201cquinoa\u201d or \u201cflour\u201d"),
+])
+def test_a_question_about_nothing_the_article_holds_is_turned_away_naming_its_words(seed_qa, seed_learned_qa, question,
+                                                                                      named):
+    for qa in (seed_qa, seed_learned_qa):
+        answer = qa.invoke(question)
+        assert (answer.grounded, answer.citations) == (False, [])
+        assert answer.answer == f"{NOT_IN_DOCUMENTS} No document mentions {named}."
 
 
 def test_instructions_in_the_question_change_nothing(seed_qa):

@@ -92,6 +92,19 @@ def test_an_empty_selection_abstains_even_with_ranked_candidates():
     assert not answer.grounded and answer.answer == NOT_IN_DOCUMENTS and answer.citations == []
 
 
+@pytest.mark.parametrize(("question", "likeness", "expansions", "said"), [
+    ("What does Quinoa flour cost in Tern?", {"quinoa": 0.3, "flour": 0.4}, {},
+     " No document mentions \u201cQuinoa\u201d or \u201cflour\u201d."),  # as typed, in the question's order
+    ("What does flour cost?", {"flour": 0.4, "cost": 0.8}, {"cost": [("price", 0.8)]},
+     " No document mentions \u201cflour\u201d."),  # "cost" stands for the documents' "price"
+    ("When did the Tern Bridge open?", {}, {}, ""),  # every word is the documents': nothing to name
+])
+def test_an_abstention_names_the_words_no_document_uses(question, likeness, expansions, said):
+    retrieved = Retrieved(Query(read(question)), np.zeros(1, dtype=np.float32), [], expansions, likeness)
+    answer = compose(Selection(retrieved, []), TEXTS)
+    assert not answer.grounded and answer.citations == [] and answer.answer == NOT_IN_DOCUMENTS + said
+
+
 def test_the_short_answer_is_the_exact_words_inside_its_citation():
     """The short answer keeps its span's offsets and text, lies inside a citation, and passes `verify` as is."""
     answer = compose(selected(span("bridge.txt", "The Tern Bridge opened in May 1932."),
