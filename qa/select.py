@@ -189,6 +189,13 @@ class SpanSelector:
                   if t not in held and not any(near in held for near, _ in expansions.get(t, []))]
         return max(absent, default=0.0) / max(weights.values())
 
+    def number_missing(self, evidence: Evidence, row: int) -> bool:
+        """Whether the question gives a number (a year, a count) that neither the sentence nor the sentences before
+        hold: "By how much will undernourishment rise by 2030?" over "By 2050, undernourishment would increase by
+        49 percent", a near miss the words alone do not tell apart."""
+        numbers = {t for t in terms(evidence.question.text) if t[:1].isdigit()}
+        return bool(numbers - (self.terms(row) | self.terms_before(row)))
+
     @staticmethod
     def asks_nothing(evidence: Evidence) -> bool:
         """A question with no word to look for ("???", "the of and", "Who is he?" with no conversation before it):

@@ -192,3 +192,16 @@ def test_a_reply_carries_how_much_of_the_question_the_question_before_it_shares(
     assert replies("Nick Bos: In Copenhagen.") == question_before > 0  # "study" of "Where did Nick Bos study?"
     assert replies("They never stopped working, even at night.") == 0.0  # after a statement
     assert replies("Wikinews: What got you interested in ants?") == 0.0  # the document's first sentence
+
+
+@pytest.mark.parametrize(("question", "missing"), [
+    ("Was the bridge opened in May 1935?", True),  # a year the sentence does not give: a near miss
+    ("Was the bridge opened in May 1932?", False),
+    ("How many of the 2,300 workers were paid?", True),  # "2,300" is in a sentence, not in this one
+    ("When was the bridge opened?", False),  # no number asked about
+])
+def test_a_number_the_question_gives_and_the_sentence_does_not_is_missing(qa, question, missing):
+    table = SpanSelector(qa.snapshot)
+    evidence = table.evidence(qa.retrieval.invoke({"question": question, "history": []}))
+    row = table.sentences.row("bridge.txt", BRIDGE.index("The bridge was opened in May 1932"))
+    assert table.number_missing(evidence, row) is missing
