@@ -34,8 +34,8 @@ RANKER_FEATURES = ("first stage", "relevance", "span", "fits", "ruled out", "ask
 # (The share of the question missing from the whole document as well measured 0.472: left out.)
 # "missing number": the question gives a number the best sentence does not hold (`SpanSelector.number_missing`), from
 # reading GUM's learning and calibration news misses ("…rise by 2030?" answered from "By 2050, …"); out of fold on the
-# decision documents AUC bio 0.916 -> 0.918, interview 0.777 -> 0.778, news 0.798 -> 0.836, voyage 0.836 -> 0.846,
-# wikipedia 0.696 -> 0.712, abstain_ok / false_abstain 0.475 / 0.081 -> 0.494 / 0.079 (2026-12-07).
+# decision documents (2026-12-07) answerability AUC bio 0.916 -> 0.916, interview 0.777 -> 0.777, news 0.798 -> 0.830,
+# voyage 0.840 -> 0.852, wikipedia 0.694 -> 0.704 (the sentence and the two before; `docs/reader.md`).
 ANSWERABLE_FEATURES = ("best rank", "second rank", "best relevance", "best span", "best first stage",
                        "best overlap", "most overlap", "best dense", "unmatched", "best fits", "best ruled out",
                        "typed", "missing rarest", "missing number")
