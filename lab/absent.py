@@ -95,6 +95,11 @@ def wanted_for(questions: list[dict], share: float = ABSENT_PER_UNANSWERABLE) ->
     return {genre: round(share * unanswerable[genre]) for genre in {q.get("genre", "") for q in questions}}
 
 
+def one_per_answerable(questions: list[dict]) -> dict[str, int]:
+    """As many made questions in each genre as it has answerable ones: what the measuring figures score."""
+    return dict(Counter(q.get("genre", "") for q in questions if not q.get("unanswerable")))
+
+
 def texts_of(folder: Path) -> list[str]:
     return [path.read_text(encoding="utf-8", errors="replace") for path in sorted(folder.rglob("*.txt"))]
 
@@ -117,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     questions = [q for q in questions if (not args.doc or q.get("doc") in args.doc)
                  and (not args.split or parts.get(q.get("doc", "")) == args.split)]
     answerable = [q for q in questions if not q.get("unanswerable") and (q.get("answers") or q.get("answer_spans"))]
-    made = absent_questions(answerable, Counter(q.get("genre", "") for q in answerable), texts_of(args.docs),
-                            texts_of(args.other))
+    made = absent_questions(answerable, one_per_answerable(answerable), texts_of(args.docs), texts_of(args.other))
     for question in made:
         sys.stdout.write(json.dumps(question, ensure_ascii=False) + "\n")
     print(f"{len(made)} questions made from {len(answerable)} answerable ones", file=sys.stderr)

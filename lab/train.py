@@ -30,7 +30,7 @@ from index.embed import default_model_path
 from index.pipeline import Indexer
 from index.store import open_store
 from index.text import counted
-from lab.absent import KIND, absent_questions, wanted_for
+from lab.absent import KIND, absent_questions, one_per_answerable, wanted_for
 from lab.evaluate import score, separate_store, with_evidence
 from lab.finetune import LEARNED_FROM, Lesson, Recipe, device, export, fine_tune, save_lessons
 from lab.split import SQUAD_CALIBRATE, SQUAD_MEASURE, collections
@@ -213,8 +213,7 @@ def train(config: TrainConfig, settings: Settings, say: Callable[[str], None] = 
     write_card(config.out, card)
 
     card["measured"] = {}
-    absent_measure = made_absent(indexed, measure, lambda questions: Counter(
-        q["genre"] for q in questions if not q["unanswerable"]))
+    absent_measure = made_absent(indexed, measure, one_per_answerable)
     for name, collection in indexed.items():
         measured = CitedQA(collection.qa.store, settings.answering.model_copy(
             update={"selector": "learned", "reader_dir": config.out}))

@@ -193,7 +193,7 @@ class SpanSelector:
         """Whether the question gives a number (a year, a count) that neither the sentence nor the sentences before
         hold: "By how much will undernourishment rise by 2030?" over "By 2050, undernourishment would increase by
         49 percent", a near miss the words alone do not tell apart."""
-        numbers = {t for t in terms(evidence.question.text) if t[:1].isdigit()}
+        numbers = {t for t in evidence.question.terms if t[:1].isdigit()}
         return bool(numbers - (self.terms(row) | self.terms_before(row)))
 
     @staticmethod
