@@ -46,7 +46,7 @@ from qa.features import (
     ranker_features,
     reader_question,
 )
-from qa.learned import LearnedSelector
+from qa.learned import LearnedSelector, checks_topic
 from qa.reader import Reader, Reading
 from qa.retrieve import Retrieved
 from qa.select import Evidence, Found, SpanSelector
@@ -524,11 +524,11 @@ def calibrate(reads: list[Read], seed: int, say: Callable[[str], None]) -> tuple
         + ", ".join(f"{g} {share(np.asarray([any(r.gold) for r in reads]), of_genre[g] & answerable):.3f}/"
                     f"{share(right, of_genre[g] & answerable):.3f}" for g in genres))
     thresholds = np.round(np.arange(0.01, 1.0, 0.01), 2)
-    alone = np.asarray([not r.evidence.retrieved.query.context for r in reads])  # follow-ups are never checked
+    checked = np.asarray([checks_topic(r.evidence.retrieved) for r in reads])
     about_threshold = max((float(t) for t in thresholds
-                           if np.mean([share((about < t) & alone, of_genre[g] & answerable) for g in genres])
+                           if np.mean([share((about < t) & checked, of_genre[g] & answerable) for g in genres])
                            <= ABOUT_FALSE_ABSTAIN), default=0.0) if made.any() else 0.0
-    off_topic = (about < about_threshold) & alone
+    off_topic = (about < about_threshold) & checked
     say(f"about: below {about_threshold:.2f} the question is taken to be about nothing the documents hold; out of "
         f"fold that turns away (made questions / answerable ones): " + ", ".join(
             f"{g} {share(off_topic, of_genre[g] & made):.3f}/{share(off_topic, of_genre[g] & answerable):.3f}"

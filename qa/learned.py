@@ -70,8 +70,7 @@ class LearnedSelector:
         rank = self.ranker.logit(ranker_features(readings, first, shortlist))
         features = answerable_features(rank, readings, first, shortlist, evidence, self.table)
         chance = float(self.answerable.probability(features))
-        # A follow-up's topic is the conversation's, which the documents held; the check learned standalone questions.
-        held = bool(retrieved.query.context) or float(self.about.probability(features)) >= self.about_threshold
+        held = not checks_topic(retrieved) or float(self.about.probability(features)) >= self.about_threshold
         order = np.argsort(-rank, kind="stable").tolist()
         if retrieved.query.previous:
             order = not_again(order, rank, [self.table.quote(self.table.sentences[f.row].span) for f in shortlist],
@@ -135,6 +134,13 @@ class LearnedSelector:
         one, two = sentences.span(row), sentences.span(following)
         return one.source == two.source and (
             across_paragraphs or "\n\n" not in self.table.texts[one.source][one.end:two.start])
+
+
+def checks_topic(retrieved: Retrieved) -> bool:
+    """Whether the "about" check reads this question: a standalone one. A follow-up's topic is the conversation's,
+    which the documents held, and the check learned standalone questions ("And how many American personnel?" was
+    turned away when follow-ups were checked)."""
+    return not retrieved.query.context
 
 
 def said_before(sentence: str, previous: str) -> bool:
